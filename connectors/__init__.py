@@ -1,0 +1,1 @@
+"""Protocol adapters, simulators, command delivery and notification gateways."""

@@ -1,0 +1,43 @@
+"""The ``meterflow`` command line: settings are read here once and passed down."""
+
+from __future__ import annotations
+
+import typer
+
+from meterflow.settings import Settings
+
+app = typer.Typer(
+    name="meterflow",
+    help="Remote meter reading and prepaid billing for electricity and water.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Read the settings once; every command finds them in ``ctx.obj``."""
+    ctx.obj = Settings()
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def _register() -> None:
+    # Each command group lives beside the code it drives; one line each.
+    from meterflow.db.cli import db_app
+    from meterflow.stack.cli import stack_app
+    from pipeline.cli import worker
+
+    app.add_typer(stack_app, name="stack")
+    app.add_typer(db_app, name="db")
+    app.command("worker")(worker)
+    # -- command groups (keep one line per group) --
+
+
+def main() -> None:
+    _register()
+    app()

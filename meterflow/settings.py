@@ -1,0 +1,80 @@
+"""Settings, read once at the entry point (``meterflow.cli``) and passed down.
+
+Every field can be set with an environment variable ``METERFLOW_<FIELD>`` (for example
+``METERFLOW_KAFKA_PORT=9092``) or in a ``.env`` file in the working directory.
+Default ports are deliberately non-standard so the local stack never collides with
+system services.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Frozen configuration of one MeterFlow process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="METERFLOW_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    state_dir: Path = Field(Path(".stack"), description="Folder of the local stack's state")
+
+    # Kafka
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port list of an existing cluster; default: the local broker"
+    )
+    kafka_heap: str = "512m"
+    topic_partitions: int = Field(4, ge=1, description="Partitions of keyed topics")
+    topic_replication: int = Field(1, ge=1, description="Replication factor of new topics")
+
+    # PostgreSQL / TimescaleDB
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 15432
+    pg_user: str = "meterflow"
+    pg_password: str = "meterflow"
+    pg_database: str = "meterflow"
+    pg_dsn: str | None = Field(None, description="libpq DSN of an existing database")
+
+    # MQTT
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    mqtt_user: str = "meterflow"
+    mqtt_password: str | None = Field(
+        None, description="default: the password generated into the state folder"
+    )
+
+    # Faust worker
+    worker_id: str = "meterflow"
+    worker_web_port: int = 16066
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def dsn(self) -> str:
+        if self.pg_dsn:
+            return self.pg_dsn
+        return (
+            f"host={self.pg_host} port={self.pg_port} user={self.pg_user} "
+            f"password={self.pg_password} dbname={self.pg_database}"
+        )
+
+    def mqtt_credentials(self) -> tuple[str, str]:
+        """User and password for the broker; the local stack generates the password."""
+        if self.mqtt_password is not None:
+            return self.mqtt_user, self.mqtt_password
+        secret = self.state_dir / "mosquitto" / "client.secret"
+        if not secret.exists():
+            raise FileNotFoundError(
+                f"no MQTT password: set METERFLOW_MQTT_PASSWORD or run `meterflow stack up` "
+                f"(expected {secret})"
+            )
+        return self.mqtt_user, secret.read_text().strip()
