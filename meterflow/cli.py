@@ -36,8 +36,26 @@ def _register() -> None:
     app.add_typer(db_app, name="db")
     app.command("worker")(worker)
     # -- command groups (keep one line per group) --
+    app.add_typer(poll_app, name="poll")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    seconds: float = typer.Option(30.0, help="How long to produce simulated readings"),
+) -> None:
+    """Simulated meters -> Kafka -> pipeline -> TimescaleDB, shown live (stack must be up)."""
+    from rich.console import Console
+
+    from meterflow.demo import run_demo
+
+    run_demo(settings_of(ctx), seconds, Console())
 
 
 def main() -> None:
     _register()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import faust
 import psycopg
+from faust.types import EventT
 
 from meterflow.settings import Settings
 from pipeline import topics
@@ -61,11 +62,17 @@ class Database:
                 delay = min(delay * 2, 30.0)
 
 
+def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
+    """Events in batches; the batch is acknowledged only after the loop body returns."""
+    return cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+
+
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
+        datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         web_host="127.0.0.1",
@@ -87,7 +94,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(raw_readings, concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
         """Raw readings -> ``readings`` table; unparseable messages -> dead-letter topic."""
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for events in batches(stream):
             accepted: list[RawReading] = []
             for event in events:
                 message = event.message
@@ -105,12 +112,12 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(dead_letters, concurrency=1)
     async def dead_letter_sink(stream: faust.StreamT) -> None:
         """Dead-letter topic -> ``dead_letters`` table (raw bytes kept)."""
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for events in batches(stream):
             letters = []
             for event in events:
                 message = event.message
                 try:
-                    letters.append(DeadLetter.from_json(message.value))
+                    letters.append(DeadLetter.from_json(message.value or b""))
                 except (ValueError, KeyError, TypeError) as exc:
                     # Not written by us: keep it whole as a dead letter of its own.
                     letters.append(DeadLetter.from_kafka(

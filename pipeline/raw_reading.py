@@ -104,7 +104,8 @@ def parse_raw_reading(raw: bytes | None) -> RawReading:
             parse_constant=_reject_constant,
         )
     except json.JSONDecodeError as exc:
-        raise PayloadError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise PayloadError(f"not valid JSON: {exc.msg} at {where}") from exc
     if not isinstance(body, dict):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
     try:

@@ -50,7 +50,8 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
             raise MigrationError(f"{path.name}: not named NNNN_description.sql")
         version = int(match.group(1))
         if version in found:
-            raise MigrationError(f"{path.name}: version {version} also used by {found[version].path.name}")
+            other = found[version].path.name
+            raise MigrationError(f"{path.name}: version {version} also used by {other}")
         found[version] = Migration(version, match.group(2), path, path.read_text())
     return [found[v] for v in sorted(found)]
 

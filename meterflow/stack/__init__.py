@@ -1,1 +1,1 @@
-"""The local stack: Kafka (KRaft), PostgreSQL 15 with TimescaleDB, and Mosquitto as local processes."""
+"""The local stack: Kafka (KRaft), PostgreSQL 15 + TimescaleDB and Mosquitto, as processes."""

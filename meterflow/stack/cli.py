@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from meterflow.settings import Settings
 from meterflow.stack import local
 from meterflow.stack.process import StackError, tail
 from meterflow.stack.service import Status
@@ -18,7 +19,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _settings(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _settings(ctx: typer.Context) -> Settings:
     from meterflow.cli import settings_of
 
     return settings_of(ctx)

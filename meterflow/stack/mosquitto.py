@@ -6,7 +6,9 @@ import secrets
 import shutil
 import subprocess
 import threading
+from typing import Any
 
+from meterflow.settings import Settings
 from meterflow.stack.process import Health, StackError, chown_tree, service_user
 from meterflow.stack.service import Service
 
@@ -16,7 +18,7 @@ class Mosquitto(Service):
     port_env = "METERFLOW_MQTT_PORT"
     start_timeout_s = 20.0
 
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         # Started as root, mosquitto drops to this user; it must own its files.
         self.daemon_user = service_user("mosquitto")
@@ -88,7 +90,7 @@ class Mosquitto(Service):
         answered = threading.Event()
         result: dict[str, object] = {}
 
-        def on_connect(client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+        def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, _: Any) -> None:
             result["rc"] = reason_code
             answered.set()
 

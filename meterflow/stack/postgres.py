@@ -10,6 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import psycopg
+
+from meterflow.settings import Settings
 from meterflow.stack.process import Health, StackError, chown_tree, service_user
 from meterflow.stack.service import Service
 
@@ -29,7 +32,7 @@ class Postgres(Service):
     name = "postgres"
     port_env = "METERFLOW_PG_PORT"
 
-    def __init__(self, settings):  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.run_as = service_user("postgres")
 
@@ -52,9 +55,18 @@ class Postgres(Service):
             raise StackError("the TimescaleDB extension is missing: run scripts/setup.sh")
         (self.home / "run").mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.run_as:
+            chown_tree(self.home, self.run_as)
+            reach = subprocess.run(["test", "-w", str(self.home)], user=self.run_as, check=False)
+            if reach.returncode != 0:
+                raise StackError(
+                    f"the {self.run_as} user cannot reach {self.home} (a parent folder is "
+                    "closed to other users): set METERFLOW_STATE_DIR to a folder it can reach"
+                )
         if not (self.data / "PG_VERSION").exists():
             pwfile = self.home / "pwfile"
             pwfile.write_text(self.settings.pg_password + "\n")
+            pwfile.chmod(0o600)
             if self.run_as:
                 chown_tree(self.home, self.run_as)
             done = subprocess.run(
@@ -66,9 +78,6 @@ class Postgres(Service):
             pwfile.unlink(missing_ok=True)
             if done.returncode != 0:
                 raise StackError(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
-        if self.run_as:
-            chown_tree(self.home, self.run_as)
-            # The server appends to its log through our redirect, which root opens.
 
     def command(self) -> list[str]:
         s = self.settings
@@ -89,9 +98,7 @@ class Postgres(Service):
             argv += ["-c", f"{key}={value}"]
         return argv
 
-    def _connect(self, dbname: str):  # type: ignore[no-untyped-def]
-        import psycopg
-
+    def _connect(self, dbname: str) -> psycopg.Connection:
         s = self.settings
         return psycopg.connect(
             host=s.pg_host, port=s.pg_port, user=s.pg_user, password=s.pg_password,
@@ -99,8 +106,6 @@ class Postgres(Service):
         )
 
     def health(self) -> Health:
-        import psycopg
-
         try:
             with self._connect("postgres") as conn:
                 row = conn.execute(
@@ -130,7 +135,8 @@ class Postgres(Service):
 
         db = self.settings.pg_database
         with self._connect("postgres") as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+            if found.fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         with self._connect(db) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")

@@ -7,6 +7,7 @@ child it spawned. Its pid is kept in ``<state>/run/<name>.pid`` and its output g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -75,7 +76,7 @@ def spawn(
                 env={**os.environ, **(env or {})},
             )
         except FileNotFoundError as exc:
-            raise StackError(f"cannot start {argv[0]}: not installed (run scripts/setup.sh)") from exc
+            raise StackError(f"cannot start {argv[0]}: not installed (scripts/setup.sh)") from exc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -95,18 +96,10 @@ def terminate(pid: int, *, sig: int = signal.SIGTERM, grace_s: float = 30.0) -> 
         if not pid_alive(pid):
             break
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every check MeterFlow has: setup (idempotent), ruff, mypy, and the whole pytest suite.
+# Tests that need services start their own local stack on separate ports and stop it after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. scripts/env.sh
+echo "== ruff"
+.venv/bin/ruff check meterflow pipeline connectors tests
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,94 @@
+"""The real local stack for integration tests: started once per session, stopped after.
+
+It runs on its own ports and state folder so it never disturbs a demo stack.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from meterflow.db.migrate import migrate
+from meterflow.settings import Settings
+from meterflow.stack import local
+from meterflow.stack.process import terminate
+
+REPO = Path(__file__).resolve().parents[2]
+
+TEST_PORTS = {
+    "kafka_port": 29092,
+    "kafka_controller_port": 29093,
+    "pg_port": 25432,
+    "mqtt_port": 21883,
+    "worker_web_port": 26066,
+}
+
+
+def state_root() -> Path:
+    """A state folder the postgres user can reach (see scripts/env.sh)."""
+    base = os.environ.get("METERFLOW_STATE_DIR")
+    return Path(base) if base else REPO / ".stack"
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """Environment for a child process that must use the same settings."""
+    env = {**os.environ, "METERFLOW_STATE_DIR": str(settings.state_dir)}
+    for name in (*TEST_PORTS, "worker_id"):
+        env[f"METERFLOW_{name.upper()}"] = str(getattr(settings, name))
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    return Settings(state_dir=state_root() / "test", **TEST_PORTS)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings) -> Iterator[Settings]:
+    local.up(stack_settings)
+    migrate(stack_settings.dsn)
+    yield stack_settings
+    local.down(stack_settings)
+
+
+@pytest.fixture(scope="session")
+def db(stack: Settings) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(stack.dsn, autocommit=True) as conn:
+        yield conn
+
+
+def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture()
+def worker(stack: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `meterflow worker` process on the test stack."""
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "meterflow.cli", "worker"], env=env_of(stack),
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
+        )
+    try:
+        wait_for(lambda: b"Worker]: Ready" in log.read_bytes() or proc.poll() is not None,
+                 60, "the worker to be ready")
+        assert proc.poll() is None, log.read_text()
+        yield proc
+    finally:
+        terminate(proc.pid, grace_s=20)
+        proc.wait()
