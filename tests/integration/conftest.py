@@ -23,13 +23,22 @@ from meterflow.stack.process import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 
-TEST_PORTS = {
-    "kafka_port": 29092,
-    "kafka_controller_port": 29093,
-    "pg_port": 25432,
-    "mqtt_port": 21883,
-    "worker_web_port": 26066,
-}
+
+
+def ports(base: int) -> dict[str, int]:
+    """The stack's ports from one base, so two checkouts can test side by side
+    (``METERFLOW_TEST_PORT_BASE``)."""
+    return {
+        "kafka_port": base + 92,
+        "kafka_controller_port": base + 93,
+        "pg_port": base + 432,
+        "mqtt_port": base + 883,
+        "worker_web_port": base + 66,
+    }
+
+
+PORT_BASE = int(os.environ.get("METERFLOW_TEST_PORT_BASE", "29000"))
+TEST_PORTS = ports(PORT_BASE)
 
 
 def state_root() -> Path:
@@ -48,7 +57,7 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
-    return Settings(state_dir=state_root() / "test", **TEST_PORTS)  # type: ignore[arg-type]
+    return Settings.model_validate({"state_dir": state_root() / "test", **TEST_PORTS})
 
 
 @pytest.fixture(scope="session")

@@ -9,16 +9,15 @@ from meterflow.stack import local
 from meterflow.stack.process import pid_alive
 from meterflow.stack.service import port_open
 
-from .conftest import state_root
+from .conftest import PORT_BASE, ports, state_root
 
 pytestmark = pytest.mark.integration
 
 
 def test_up_twice_then_down_stops_everything() -> None:
-    settings = Settings(  # type: ignore[call-arg]
-        state_dir=state_root() / "lifecycle", kafka_port=39092, kafka_controller_port=39093,
-        pg_port=35432, mqtt_port=31883,
-    )
+    own = ports(PORT_BASE + 10000)
+    own.pop("worker_web_port")
+    settings = Settings.model_validate({"state_dir": state_root() / "lifecycle", **own})
     try:
         first = {row.name: row.pid for row in local.up(settings)}
         assert all(first.values())
@@ -28,6 +27,6 @@ def test_up_twice_then_down_stops_everything() -> None:
         local.down(settings)
     for name, pid in first.items():
         assert pid is not None and not pid_alive(pid), f"{name} (pid {pid}) still running"
-    for port in (39092, 39093, 35432, 31883):
+    for port in own.values():
         assert not port_open("127.0.0.1", port), f"port {port} still open"
     assert all(not row.health.healthy and row.pid is None for row in local.status(settings))
