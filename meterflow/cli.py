@@ -36,6 +36,8 @@ def _register() -> None:
     app.add_typer(db_app, name="db")
     app.command("worker")(worker)
     # -- command groups (keep one line per group) --
+    from connectors.frame_cli import frame_app
+    app.add_typer(frame_app, name="frame")
     from connectors.modbus.cli import poll_app
     app.add_typer(poll_app, name="poll")
 
