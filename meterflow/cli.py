@@ -38,6 +38,8 @@ def _register() -> None:
     # -- command groups (keep one line per group) --
     from connectors.frame_cli import frame_app
     app.add_typer(frame_app, name="frame")
+    from pipeline.billing.cli import bill
+    app.command("bill")(bill)
     from connectors.modbus.cli import poll_app
     app.add_typer(poll_app, name="poll")
 

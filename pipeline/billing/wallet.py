@@ -1,0 +1,206 @@
+"""Wallet transitions: ``apply(state, command, now)`` and ``tick(state, now)``.
+
+Each returns ``(new_state, outputs)``: ledger entries, low-balance alarms and supply
+decisions as values; nothing is performed here. Rules (issue 3, section 5):
+  * idempotency keys apply once; a repeat returns the original result; the same key with
+    another amount or kind is refused (``idempotency_conflict``);
+  * a refund may not exceed the balance (``insufficient_balance``);
+  * a low-balance level fires when the balance crosses its threshold downward (at or
+    below it) and re-arms when the balance is lifted above it again;
+  * supply is due to be cut at ``balance <= -overdraft`` (never when postpaid); inside a
+    keep-supply window the cut is deferred to the window's end, which ``tick`` enforces;
+  * supply is reconnected when the balance is lifted above ``reconnect_above_fen``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from pipeline.billing.ids import alarm_id, ledger_entry_id, supply_decision_id
+from pipeline.billing.instants import utc
+from pipeline.billing.money import COST_PLACES, decimal_text, round_fen, round_half_up
+from pipeline.billing.wallet_model import (
+    CONNECTED,
+    DISCONNECTED,
+    Adjustment,
+    Charge,
+    Command,
+    LedgerEntry,
+    LowBalanceAlarm,
+    Output,
+    Processed,
+    Refund,
+    Refusal,
+    Replayed,
+    SetKeepSupply,
+    SupplyDecision,
+    TopUp,
+    WalletConfig,
+    WalletState,
+)
+
+IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+INSUFFICIENT_BALANCE = "insufficient_balance"
+INVALID_AMOUNT = "invalid_amount"
+
+
+def open_account(account_id: str, config: WalletConfig | None = None) -> WalletState:
+    """A new wallet at zero balance; levels already at or above zero count as fired."""
+    config = config or WalletConfig()
+    fired = frozenset(i for i, t in enumerate(config.thresholds_fen, 1) if t >= 0)
+    return WalletState(account_id, config, fired_levels=fired)
+
+
+def _refuse(
+    state: WalletState, key: str, reason: str, detail: str
+) -> tuple[WalletState, list[Output]]:
+    return state, [Refusal(state.account_id, key, reason, detail)]
+
+
+def _money(command: Command) -> tuple[str, str, int, str]:
+    """(kind, key, signed fen, detail) of a money command other than a charge."""
+    if isinstance(command, TopUp):
+        return "topup", command.key, command.amount_fen, ""
+    if isinstance(command, Refund):
+        return "refund", command.key, -command.amount_fen, ""
+    assert isinstance(command, Adjustment)
+    return "adjustment", command.key, command.amount_fen, command.reason
+
+
+def apply(state: WalletState, command: Command, now: datetime) -> tuple[WalletState, list[Output]]:
+    """Apply one command at ``now``."""
+    if isinstance(command, SetKeepSupply):
+        state = replace(state, manual_keep_supply=command.on)
+        return _supply(state, now)
+    if isinstance(command, Charge):
+        kind, key, amount = "charge", command.charge_id, decimal_text(command.cost)
+        if command.cost < 0 or command.cost != round_half_up(command.cost, COST_PLACES):
+            return _refuse(state, key, INVALID_AMOUNT, f"cost {command.cost} is not allowed")
+    else:
+        kind, key, fen, detail = _money(command)
+        amount = str(abs(fen))
+        if isinstance(command, Adjustment):
+            amount = str(fen)
+            if fen == 0 or not command.reason:
+                return _refuse(state, key, INVALID_AMOUNT, "needs a non-zero amount and a reason")
+        elif (
+            fen == 0
+            or (isinstance(command, TopUp) and fen < 0)
+            or (isinstance(command, Refund) and fen > 0)
+        ):
+            return _refuse(state, key, INVALID_AMOUNT, "amount_fen must be positive")
+    seen = state.processed.get(key)
+    if seen is not None:
+        if (seen.kind, seen.amount) != (kind, amount):
+            return _refuse(
+                state, key, IDEMPOTENCY_CONFLICT, f"key already used for {seen.kind} {seen.amount}"
+            )
+        return state, [Replayed(key, seen)]
+    if isinstance(command, Charge):
+        cumulative = state.cumulative_cost + command.cost
+        fen = round_fen(cumulative) - state.charged_fen
+        state = replace(state, cumulative_cost=cumulative, charged_fen=state.charged_fen + fen)
+        fen, detail = -fen, command.meter_id
+    elif isinstance(command, Refund) and -fen > state.balance_fen:
+        return _refuse(
+            state,
+            key,
+            INSUFFICIENT_BALANCE,
+            f"refund {-fen} fen exceeds the balance {state.balance_fen} fen",
+        )
+    return _post(state, kind, key, amount, fen, detail, now)
+
+
+def _post(
+    state: WalletState, kind: str, key: str, amount: str, fen: int, detail: str, now: datetime
+) -> tuple[WalletState, list[Output]]:
+    seq = state.seq + 1
+    balance = state.balance_fen + fen
+    entry = LedgerEntry(
+        ledger_entry_id(state.account_id, seq),
+        state.account_id,
+        seq,
+        kind,
+        key,
+        fen,
+        balance,
+        now,
+        detail,
+    )
+    processed = {**state.processed, key: Processed(kind, amount, seq, balance)}
+    state = replace(state, seq=seq, balance_fen=balance, processed=processed)
+    state, alarms = _alarms(state, now)
+    state, decisions = _supply(state, now)
+    return state, [entry, *alarms, *decisions]
+
+
+def _alarms(state: WalletState, now: datetime) -> tuple[WalletState, list[Output]]:
+    fired = set(state.fired_levels)
+    out: list[Output] = []
+    for level, threshold in enumerate(state.config.thresholds_fen, 1):
+        if state.balance_fen <= threshold and level not in fired:
+            fired.add(level)
+            out.append(
+                LowBalanceAlarm(
+                    alarm_id(state.account_id, threshold, state.seq),
+                    state.account_id,
+                    level,
+                    threshold,
+                    state.balance_fen,
+                    state.seq,
+                    now,
+                )
+            )
+        elif state.balance_fen > threshold:
+            fired.discard(level)
+    return replace(state, fired_levels=frozenset(fired)), out
+
+
+def _decision(
+    state: WalletState, action: str, reason: str, now: datetime, until: datetime | None = None
+) -> SupplyDecision:
+    return SupplyDecision(
+        supply_decision_id(state.account_id, action, state.seq, now),
+        state.account_id,
+        action,
+        reason,
+        state.balance_fen,
+        now,
+        until,
+    )
+
+
+def _supply(state: WalletState, now: datetime) -> tuple[WalletState, list[Output]]:
+    """Decide disconnect / defer / cancel / reconnect from the balance and the windows."""
+    config = state.config
+    due = not config.postpaid and state.balance_fen <= config.disconnect_at_fen
+    reason = "overdraft_exhausted" if config.overdraft_fen else "balance_exhausted"
+    if state.supply == DISCONNECTED:
+        if state.balance_fen > config.reconnect_above_fen:
+            state = replace(state, supply=CONNECTED)
+            return state, [_decision(state, "reconnect", "balance_restored", now)]
+        return state, []
+    if not due:
+        if state.disconnect_pending:
+            state = replace(state, disconnect_pending=False, deferred_until=None)
+            return state, [_decision(state, "disconnect_cancelled", "balance_restored", now)]
+        return state, []
+    until = config.keep_supply.window_end(now)
+    if state.manual_keep_supply or until is not None:
+        why = "manual_keep_supply" if state.manual_keep_supply else "keep_supply_window"
+        if state.disconnect_pending and state.deferred_until == until:
+            return state, []
+        state = replace(state, disconnect_pending=True, deferred_until=until)
+        return state, [_decision(state, "disconnect_deferred", why, now, until)]
+    state = replace(state, supply=DISCONNECTED, disconnect_pending=False, deferred_until=None)
+    return state, [_decision(state, "disconnect", reason, now)]
+
+
+def tick(state: WalletState, now: datetime) -> tuple[WalletState, list[Output]]:
+    """Carry out a deferred disconnect whose window has ended (call on a timer)."""
+    if not state.disconnect_pending or state.manual_keep_supply:
+        return state, []
+    if state.deferred_until is not None and utc(now) < utc(state.deferred_until):
+        return state, []
+    return _supply(state, now)

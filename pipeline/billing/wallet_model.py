@@ -1,0 +1,251 @@
+"""Wallet state, configuration, commands and outputs (values only; rules in wallet.py).
+
+Invariant (per account): ``charged_fen == round_fen(cumulative_cost)``; the exact
+cumulative cost is kept, and each charge deducts the difference, so the sub-fen
+remainder is carried from one charge to the next, never lost or doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pipeline.billing.ids import charge_id
+from pipeline.billing.keep_supply import KeepSupplyPolicy
+from pipeline.billing.money import decimal_text, parse_decimal
+from pipeline.billing.rating import Rating
+
+CONNECTED = "connected"
+DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class WalletConfig:
+    """Per-account rules; defaults: alarms at 50, 20 and 10 yuan, no overdraft."""
+
+    thresholds_fen: tuple[int, int, int] = (5000, 2000, 1000)
+    overdraft_fen: int = 0
+    reconnect_above_fen: int = 0
+    postpaid: bool = False
+    keep_supply: KeepSupplyPolicy = field(default_factory=KeepSupplyPolicy)
+
+    def __post_init__(self) -> None:
+        first, second, third = self.thresholds_fen
+        if not first > second > third:
+            raise ValueError("thresholds_fen must be strictly descending (level 1 highest)")
+        if self.overdraft_fen < 0:
+            raise ValueError("overdraft_fen must not be negative")
+        if self.reconnect_above_fen < -self.overdraft_fen:
+            raise ValueError("reconnect_above_fen must not be below the disconnect level")
+
+    @property
+    def disconnect_at_fen(self) -> int:
+        """Supply is due to be cut when the balance is at or below this."""
+        return -self.overdraft_fen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds_fen": list(self.thresholds_fen),
+            "overdraft_fen": self.overdraft_fen,
+            "reconnect_above_fen": self.reconnect_above_fen,
+            "postpaid": self.postpaid,
+            "keep_supply": self.keep_supply.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WalletConfig:
+        a, b, c = (int(x) for x in data["thresholds_fen"])
+        return cls(
+            (a, b, c),
+            int(data["overdraft_fen"]),
+            int(data["reconnect_above_fen"]),
+            bool(data["postpaid"]),
+            KeepSupplyPolicy.from_dict(data["keep_supply"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What an idempotency key did, so a repeat returns it and a conflict is seen."""
+
+    kind: str
+    amount: str  # fen for money commands, the Decimal cost text for charges
+    seq: int
+    balance_fen: int
+
+
+@dataclass(frozen=True)
+class WalletState:
+    """One account's wallet. Read ``alarm_level`` and ``supply`` directly."""
+
+    account_id: str
+    config: WalletConfig = field(default_factory=WalletConfig)
+    balance_fen: int = 0
+    seq: int = 0
+    cumulative_cost: Decimal = Decimal(0)
+    charged_fen: int = 0
+    fired_levels: frozenset[int] = frozenset()
+    supply: str = CONNECTED
+    disconnect_pending: bool = False
+    deferred_until: datetime | None = None
+    manual_keep_supply: bool = False
+    processed: Mapping[str, Processed] = field(default_factory=dict)
+
+    @property
+    def alarm_level(self) -> int:
+        """0 (no alarm) to 3: the deepest threshold the balance is at or below."""
+        return max(self.fired_levels, default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "config": self.config.to_dict(),
+            "balance_fen": self.balance_fen,
+            "seq": self.seq,
+            "cumulative_cost": decimal_text(self.cumulative_cost),
+            "charged_fen": self.charged_fen,
+            "fired_levels": sorted(self.fired_levels),
+            "supply": self.supply,
+            "disconnect_pending": self.disconnect_pending,
+            "deferred_until": None
+            if self.deferred_until is None
+            else self.deferred_until.isoformat(),
+            "manual_keep_supply": self.manual_keep_supply,
+            "processed": {
+                key: [p.kind, p.amount, p.seq, p.balance_fen]
+                for key, p in sorted(self.processed.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WalletState:
+        until = data.get("deferred_until")
+        return cls(
+            account_id=str(data["account_id"]),
+            config=WalletConfig.from_dict(data["config"]),
+            balance_fen=int(data["balance_fen"]),
+            seq=int(data["seq"]),
+            cumulative_cost=parse_decimal(data["cumulative_cost"]),
+            charged_fen=int(data["charged_fen"]),
+            fired_levels=frozenset(int(x) for x in data["fired_levels"]),
+            supply=str(data["supply"]),
+            disconnect_pending=bool(data["disconnect_pending"]),
+            deferred_until=None if until is None else datetime.fromisoformat(until),
+            manual_keep_supply=bool(data["manual_keep_supply"]),
+            processed={
+                str(k): Processed(str(v[0]), str(v[1]), int(v[2]), int(v[3]))
+                for k, v in data["processed"].items()
+            },
+        )
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Cost of a rated interval; ``charge_id`` (see ids.charge_id) is its idempotency key."""
+
+    charge_id: str
+    meter_id: str
+    cost: Decimal
+
+
+def charge_for(meter_id: str, rating: Rating) -> Charge:
+    """The charge of a rated interval, identified by meter and interval end."""
+    return Charge(charge_id(meter_id, rating.end), meter_id, rating.cost)
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    key: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    key: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    key: str
+    amount_fen: int  # positive credits the account, negative debits it
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetKeepSupply:
+    """Operator's manual keep-supply flag."""
+
+    on: bool
+
+
+Command = Charge | TopUp | Refund | Adjustment | SetKeepSupply
+
+
+# --- outputs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """Append-only ledger line; ``amount_fen`` is signed (credits positive)."""
+
+    entry_id: str
+    account_id: str
+    seq: int
+    kind: str
+    key: str
+    amount_fen: int
+    balance_fen: int
+    at: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LowBalanceAlarm:
+    alarm_id: str
+    account_id: str
+    level: int
+    threshold_fen: int
+    balance_fen: int
+    seq: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyDecision:
+    """``disconnect``, ``reconnect``, ``disconnect_deferred`` or ``disconnect_cancelled``."""
+
+    decision_id: str
+    account_id: str
+    action: str
+    reason: str
+    balance_fen: int
+    at: datetime
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A command refused with a stable reason; the state did not change."""
+
+    account_id: str
+    key: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A repeat of an idempotency key: the original result, nothing applied again."""
+
+    key: str
+    original: Processed
+
+
+Output = LedgerEntry | LowBalanceAlarm | SupplyDecision | Refusal | Replayed
