@@ -98,4 +98,4 @@ def run_demo(settings: Settings, seconds: float, console: Console) -> None:
     finally:
         producer.close()
         terminate(pid, grace_s=15)
-        console.print("worker stopped; the stack keeps running (`meterflow stack down` stops it)")
+        console.print("\nworker stopped; the stack keeps running (`meterflow stack down` stops it)")

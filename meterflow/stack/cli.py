@@ -27,8 +27,9 @@ def _settings(ctx: typer.Context) -> Settings:
 
 def _table(rows: list[Status]) -> Table:
     table = Table(title="MeterFlow local stack")
-    for column in ("service", "health", "port", "pid", "detail", "log"):
+    for column in ("service", "health", "port", "pid", "detail"):
         table.add_column(column)
+    table.add_column("log", overflow="fold")
     for row in rows:
         mark = "[green]healthy[/]" if row.health.healthy else "[red]down[/]"
         table.add_row(row.name, mark, str(row.port), str(row.pid or "-"), row.health.detail,
