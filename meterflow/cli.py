@@ -42,6 +42,8 @@ def _register() -> None:
     app.command("bill")(bill)
     from connectors.modbus.cli import poll_app
     app.add_typer(poll_app, name="poll")
+    from connectors.cli import connect_app, dispatch, simulate_app
+    app.add_typer(simulate_app, name="simulate"); app.add_typer(connect_app, name="connect"); app.command("dispatch")(dispatch)  # noqa: E501, E702
 
 
 @app.command()

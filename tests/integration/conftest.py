@@ -6,9 +6,11 @@ It runs on its own ports and state folder so it never disturbs a demo stack.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,11 +59,19 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
-    return Settings.model_validate({"state_dir": state_root() / "test", **TEST_PORTS})
+    # One state folder per port base; each test session starts from empty services and a
+    # consumer group of its own, so no earlier run's records or state leak in.
+    return Settings.model_validate({
+        "state_dir": state_root() / f"test-{PORT_BASE}",
+        "worker_id": f"meterflow-test-{uuid.uuid4().hex[:8]}",
+        **TEST_PORTS,
+    })
 
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings) -> Iterator[Settings]:
+    local.down(stack_settings)  # a session that died may have left its services running
+    shutil.rmtree(stack_settings.state_dir, ignore_errors=True)
     local.up(stack_settings)
     migrate(stack_settings.dsn)
     yield stack_settings
@@ -101,3 +111,5 @@ def worker(stack: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]
     finally:
         terminate(proc.pid, grace_s=20)
         proc.wait()
+        # Shown by pytest when the test failed: the end of the worker's own log.
+        print("\n".join(log.read_text(errors="replace").splitlines()[-80:]))

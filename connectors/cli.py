@@ -1,0 +1,228 @@
+"""``meterflow simulate | connect | dispatch``: simulators, pollers, the MQTT bridge and the
+command dispatcher from the command line (thin: settings in, long-running loops out).
+
+    meterflow simulate fleet --meters 200 --mix modbus=1,dlt645=1,cjt188=1,mqtt=1 \\
+        --speed 3600 --fleet-file fleet.yaml
+    meterflow connect mqtt
+    meterflow connect modbus|dlt645|cjt188 --fleet-file fleet.yaml --interval 60
+    meterflow dispatch [--fleet-file fleet.yaml]      # default registry: the meters table
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import typer
+import yaml
+
+from connectors.dispatch.registry import PROTOCOLS, Registry, load_db, load_fleet
+from connectors.mqtt.client import Broker
+from meterflow.settings import Settings
+
+simulate_app = typer.Typer(help="Simulated meters for demos, tests and benchmarks.",
+                           no_args_is_help=True)
+connect_app = typer.Typer(help="Read meters and publish their readings to Kafka.",
+                          no_args_is_help=True)
+FleetOpt = typer.Option(None, "--fleet-file", help="fleet YAML (default: the meters table)")
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def _broker(settings: Settings) -> Broker:
+    user, password = settings.mqtt_credentials()
+    return Broker(settings.mqtt_host, settings.mqtt_port, user, password)
+
+
+def _registry(settings: Settings, fleet_file: Path | None) -> Registry:
+    if fleet_file is not None:
+        return load_fleet(fleet_file)
+    import psycopg
+
+    with psycopg.connect(settings.dsn) as conn:
+        return load_db(conn)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "pymodbus"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _until_signal() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@simulate_app.command("fleet")
+def simulate_fleet(
+    ctx: typer.Context,
+    meters: int = typer.Option(20, "--meters", min=1, max=10_000),
+    mix: str = typer.Option("modbus=1,dlt645=1,cjt188=1,mqtt=1", "--mix",
+                            help="protocol weights, e.g. modbus=2,mqtt=1"),
+    spec_file: Path | None = typer.Option(None, "--spec", help="fleet spec YAML (overrides)"),
+    seed: int = typer.Option(1, "--seed"),
+    speed: float = typer.Option(1.0, "--speed", help="simulated seconds per real second"),
+    prefix: str = typer.Option("", "--prefix", help="put before every meter id"),
+    fleet_file: Path = typer.Option(Path("fleet.yaml"), "--fleet-file"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address the buses listen on"),
+    mqtt_interval: float = typer.Option(10.0, "--mqtt-interval", min=0.1),
+    seconds: float = typer.Option(0.0, "--seconds", help="stop after N s (0: until Ctrl-C)"),
+) -> None:
+    """Start a mixed fleet (Modbus TCP, DL/T 645 and CJ/T 188 buses, an MQTT gateway)."""
+    from connectors.simulator.fleet import Fleet
+    from connectors.simulator.spec import SpecError, mix_spec
+
+    _logging(False)
+    settings = _settings(ctx)
+    try:
+        spec = yaml.safe_load(spec_file.read_text()) if spec_file else mix_spec(meters, mix, seed)
+    except SpecError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    spec.setdefault("speed", speed)
+    spec.setdefault("prefix", prefix)
+    has_mqtt = any(g.get("protocol") == "mqtt" and g.get("count") for g in spec["groups"])
+
+    async def run() -> None:
+        fleet = Fleet(spec, broker=_broker(settings) if has_mqtt else None, host=host,
+                      mqtt_interval=mqtt_interval)
+        await fleet.start()
+        fleet.write(fleet_file)
+        typer.echo(f"{len(fleet.meters)} simulated meters up; fleet file: {fleet_file}")
+        stop = await _until_signal()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds or None)
+        await fleet.stop()
+
+    asyncio.run(run())
+
+
+@connect_app.command("mqtt")
+def connect_mqtt(
+    ctx: typer.Context,
+    client_id: str = typer.Option("meterflow-bridge", "--client-id"),
+    share_group: str | None = typer.Option(None, "--share-group",
+                                           help="MQTT 5 shared subscription group"),
+) -> None:
+    """Bridge meters/+/readings to the raw-readings topic (bad input: dead letters)."""
+    from connectors.mqtt.bridge import MqttBridge
+    from connectors.publisher import KafkaOut
+
+    _logging(False)
+    settings = _settings(ctx)
+    out = KafkaOut.connect(settings.bootstrap_servers)
+    bridge = MqttBridge(_broker(settings), out, client_id=client_id, share_group=share_group)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        bridge.start()
+        await stop.wait()
+
+    try:
+        asyncio.run(run())
+    finally:
+        bridge.stop()
+        out.close()
+
+
+@connect_app.command("poll")
+def connect_poll(
+    ctx: typer.Context,
+    protocol: str = typer.Argument(..., help="modbus, dlt645 or cjt188"),
+    fleet_file: Path | None = FleetOpt,
+    interval: float = typer.Option(60.0, "--interval", min=0.1),
+    cycles: int = typer.Option(0, "--cycles", min=0, help="stop after N cycles (0: never)"),
+    timeout: float = typer.Option(2.0, "--timeout", min=0.05),
+) -> None:
+    """Poll every meter of PROTOCOL in the registry and publish RawReadings."""
+    from connectors.publisher import KafkaOut
+    from connectors.transport.framed import FramePoller
+    from connectors.transport.loop import run_periodic
+    from connectors.transport.modbus import ModbusLoop
+    from connectors.transport.protocols import FRAME_PROTOCOLS
+
+    if protocol not in PROTOCOLS or protocol == "mqtt":
+        raise typer.BadParameter("protocol must be modbus, dlt645 or cjt188")
+    _logging(False)
+    settings = _settings(ctx)
+    entries = [e for e in _registry(settings, fleet_file) if e.protocol == protocol]
+    out = KafkaOut.connect(settings.bootstrap_servers)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        if protocol == "modbus":
+            loop = ModbusLoop(out, timeout=timeout)
+            await run_periodic(lambda: loop.cycle(entries), interval, stop, cycles=cycles)
+            loop.close()
+        else:
+            poller = FramePoller(FRAME_PROTOCOLS[protocol], out, timeout=timeout)
+            await run_periodic(lambda: poller.cycle(entries), interval, stop, cycles=cycles)
+            await poller.buses.close()
+
+    typer.echo(f"polling {len(entries)} {protocol} meter(s) every {interval}s")
+    try:
+        asyncio.run(run())
+    finally:
+        out.close()
+
+
+def _poll_alias(protocol: str) -> None:
+    def command(ctx: typer.Context, fleet_file: Path | None = FleetOpt,
+                interval: float = typer.Option(60.0, "--interval", min=0.1),
+                cycles: int = typer.Option(0, "--cycles", min=0),
+                timeout: float = typer.Option(2.0, "--timeout", min=0.05)) -> None:
+        connect_poll(ctx, protocol, fleet_file, interval, cycles, timeout)
+
+    command.__doc__ = f"Poll the {protocol} meters of the registry (same as `poll {protocol}`)."
+    connect_app.command(protocol)(command)
+
+
+for _protocol in ("modbus", "dlt645", "cjt188"):
+    _poll_alias(_protocol)
+
+
+def dispatch(
+    ctx: typer.Context,
+    fleet_file: Path | None = FleetOpt,
+    group: str = typer.Option("meterflow-dispatcher", "--group", help="Kafka consumer group"),
+    client_id: str = typer.Option("meterflow-dispatcher", "--client-id", help="MQTT client id"),
+) -> None:
+    """Deliver commands from meterflow.commands to meters; ack each on .commands.acks."""
+    from connectors.dispatch.delivery import Deliverers
+    from connectors.dispatch.dispatcher import Dispatcher
+    from connectors.dispatch.kafka_io import CommandFeed, Record, load_finished
+    from connectors.dispatch.mqtt_link import MqttLink
+    from connectors.publisher import KafkaOut
+
+    _logging(False)
+    settings = _settings(ctx)
+    finished = load_finished(settings.bootstrap_servers)
+    typer.echo(f"{len(finished)} finished command(s) read back from the acks topic")
+    out = KafkaOut.connect(settings.bootstrap_servers)
+    link = MqttLink(_broker(settings), client_id=client_id).start()
+    feed = CommandFeed(settings.bootstrap_servers, group=group)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        queue: asyncio.Queue[Record] = asyncio.Queue()
+        dispatcher = Dispatcher(lambda: _registry(settings, fleet_file), Deliverers(mqtt=link),
+                                out, finished=finished, on_commit=feed.commit)
+        feed.start(asyncio.get_running_loop(), queue)
+        await dispatcher.run(queue, stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        feed.stop()
+        link.stop()
+        out.close()

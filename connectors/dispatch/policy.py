@@ -1,0 +1,112 @@
+"""What happens to a command after each delivery attempt (pure: no I/O, no clock).
+
+* ``APPLIED``: the meter confirmed -> final ``applied``.
+* ``REFUSED``: the meter answered but refused (wrong password, exception response, its own
+  ``failed`` ack) -> retried up to ``max_refusals`` times, then final ``failed``.
+* ``IMPOSSIBLE``: the command can never be delivered (unknown meter, no relay, unsupported
+  protocol) -> final ``failed`` at once.
+* ``UNREACHABLE``: no answer (connection refused, timeout, meter silent) -> kept queued and
+  tried again after an exponential backoff capped at ``cap_s``, until the deadline.
+
+Before every attempt a command past its deadline becomes final ``expired``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from connectors.dispatch.commands import Command, Status
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    REFUSED = "refused"
+    IMPOSSIBLE = "impossible"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_s: float = 1.0
+    factor: float = 2.0
+    cap_s: float = 60.0
+    jitter: float = 0.2  # +/- this fraction, deterministic per command and attempt
+    attempt_timeout_s: float = 10.0
+    max_refusals: int = 3
+
+    def __post_init__(self) -> None:
+        if self.base_s <= 0 or self.factor < 1 or self.cap_s < self.base_s:
+            raise ValueError("backoff needs base_s > 0, factor >= 1 and cap_s >= base_s")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if self.attempt_timeout_s <= 0 or self.max_refusals < 1:
+            raise ValueError("attempt_timeout_s must be > 0 and max_refusals >= 1")
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, salt: str = "") -> timedelta:
+    """Delay after failed attempt number ``attempt`` (1-based): base * factor^(n-1), capped,
+    with a deterministic jitter so a fleet of commands does not retry in lockstep."""
+    if attempt < 1:
+        raise ValueError("attempt numbers start at 1")
+    raw = min(policy.cap_s, policy.base_s * policy.factor ** min(attempt - 1, 64))
+    digest = hashlib.sha256(f"{salt}:{attempt}".encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64  # [0, 1)
+    spread = raw * policy.jitter * (2 * unit - 1)
+    return timedelta(seconds=max(0.0, min(policy.cap_s, raw + spread)))
+
+
+@dataclass(frozen=True)
+class Final:
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    at: datetime
+    detail: str
+
+
+@dataclass
+class CommandState:
+    """One queued command and its attempts so far."""
+
+    command: Command
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    attempts: int = 0
+    refusals: int = 0
+    last_detail: str = ""
+
+    def expired(self, now: datetime) -> Final | None:
+        if now < self.command.deadline:
+            return None
+        tried = f" after {self.attempts} attempt(s)" if self.attempts else " before any attempt"
+        last = f"; last: {self.last_detail}" if self.last_detail else ""
+        return Final("expired", f"not confirmed by the deadline{tried}{last}")
+
+    def attempt_timeout(self, now: datetime) -> float:
+        """Seconds the next attempt may take: the policy's, but never past the deadline."""
+        left = (self.command.deadline - now).total_seconds()
+        return max(0.05, min(self.policy.attempt_timeout_s, left))
+
+    def started(self) -> int:
+        self.attempts += 1
+        return self.attempts
+
+    def after(self, outcome: Outcome, detail: str, now: datetime) -> Final | Retry:
+        self.last_detail = detail
+        if outcome is Outcome.APPLIED:
+            return Final("applied", detail)
+        if outcome is Outcome.IMPOSSIBLE:
+            return Final("failed", detail)
+        if outcome is Outcome.REFUSED:
+            self.refusals += 1
+            if self.refusals >= self.policy.max_refusals:
+                return Final("failed", f"refused {self.refusals} time(s): {detail}")
+        when = now + backoff_delay(self.policy, self.attempts, self.command.command_id)
+        if when >= self.command.deadline:
+            when = self.command.deadline  # one last look at the deadline, then expired
+        return Retry(when, detail)

@@ -1,0 +1,60 @@
+"""paho-mqtt clients as MeterFlow uses them: MQTT 5, credentials, persistent sessions.
+
+Persistent sessions (``clean_start=False`` with a session expiry) let the broker keep QoS 1
+messages for a client that is away: the bridge does not lose readings while it restarts,
+and a meter or gateway gets the commands published while it was offline. paho runs its
+network loop in one thread per client (``loop_start``); callbacks run on that thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+DEFAULT_SESSION_EXPIRY_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+    keepalive: int = 30
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def make_client(client_id: str, broker: Broker) -> mqtt.Client:
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if broker.user is not None:
+        client.username_pw_set(broker.user, broker.password)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+def connect(client: mqtt.Client, broker: Broker, *, persistent: bool = True,
+            session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S) -> None:
+    """Connect (asynchronously: the loop thread finishes the handshake and reconnects)."""
+    props = Properties(PacketTypes.CONNECT)
+    if persistent:
+        props.SessionExpiryInterval = session_expiry_s
+    client.connect_async(broker.host, broker.port, keepalive=broker.keepalive,
+                         clean_start=not persistent, properties=props)
+
+
+def publish_properties(expiry_s: int | None) -> Properties | None:
+    """PUBLISH properties with a message expiry: the broker drops the message after it."""
+    if expiry_s is None:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = max(1, expiry_s)
+    return props
