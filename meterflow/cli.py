@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from meterflow.settings import Settings
@@ -27,36 +30,42 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def _register() -> None:
-    # Each command group lives beside the code it drives; one line each.
+    """Each command lives beside the code it drives; imported only when the CLI runs."""
+    from connectors.cli import connect_app, dispatch, simulate_app
+    from connectors.frame_cli import frame_app
+    from connectors.modbus.cli import poll_app
+    from meterflow.accounts_cli import account_app, refund, topup
     from meterflow.db.cli import db_app
+    from meterflow.outbox_cli import relay
+    from meterflow.reconcile import reconcile_command
     from meterflow.stack.cli import stack_app
+    from pipeline.billing.cli import bill
     from pipeline.cli import worker
 
-    app.add_typer(stack_app, name="stack")
-    app.add_typer(db_app, name="db")
-    app.command("worker")(worker)
-    # -- command groups (keep one line per group) --
-    from connectors.frame_cli import frame_app
-    app.add_typer(frame_app, name="frame")
-    from pipeline.billing.cli import bill
-    app.command("bill")(bill)
-    from connectors.modbus.cli import poll_app
-    app.add_typer(poll_app, name="poll")
-    from connectors.cli import connect_app, dispatch, simulate_app
-    app.add_typer(simulate_app, name="simulate"); app.add_typer(connect_app, name="connect"); app.command("dispatch")(dispatch)  # noqa: E501, E702
+    groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
+              "poll": poll_app, "connect": connect_app, "simulate": simulate_app}
+    for name, group in groups.items():
+        app.add_typer(group, name=name)
+    commands: dict[str, Callable[..., Any]] = {
+        "worker": worker, "relay": relay, "dispatch": dispatch, "topup": topup,
+        "refund": refund, "reconcile": reconcile_command, "bill": bill}
+    for name, command in commands.items():
+        app.command(name)(command)
 
 
 @app.command()
 def demo(
     ctx: typer.Context,
-    seconds: float = typer.Option(30.0, help="How long to produce simulated readings"),
+    meters: int = typer.Option(200, min=4, help="Simulated meters, all protocols"),
+    speed: float = typer.Option(60.0, help="Simulated seconds per real second"),
+    seconds: float = typer.Option(0.0, help="Stop after N seconds (0: at Ctrl-C)"),
 ) -> None:
-    """Simulated meters -> Kafka -> pipeline -> TimescaleDB, shown live (stack must be up)."""
+    """A simulated building billed live: fleet, accounts, pipeline, commands (stack up)."""
     from rich.console import Console
 
     from meterflow.demo import run_demo
 
-    run_demo(settings_of(ctx), seconds, Console())
+    run_demo(settings_of(ctx), meters, speed, seconds, Console())
 
 
 def main() -> None:

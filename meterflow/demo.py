@@ -1,8 +1,13 @@
-"""`meterflow demo`: simulated readings flowing through Kafka and the pipeline into TimescaleDB.
+"""`meterflow demo`: a simulated building on every protocol, billed live.
 
-Expects the stack to be up and the schema migrated (scripts/demo.sh does both). Starts a
-worker in the background (log: ``<state>/logs/worker.log``), produces readings from a few
-simulated meters plus one malformed message, and shows what lands in the database.
+Expects the stack up and the schema migrated (scripts/demo.sh does both). It starts a mixed
+simulated fleet (Modbus, DL/T 645, CJ/T 188, MQTT), registers every meter, opens one account
+per room with a tariff for its use (residential tiers, commercial time of use, tiered
+water), tops each account up through the payment outbox (a few only a little, so they run
+out during the demo), then starts the worker, the outbox relay, the MQTT bridge, the
+pollers and the command dispatcher, and shows the rooms live. A top-up from a second
+terminal (`meterflow topup ACCOUNT AMOUNT --key KEY`) reconnects a disconnected room.
+Every process logs to ``<state>/logs/demo-<name>.log``.
 """
 
 from __future__ import annotations
@@ -10,92 +15,156 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
+from pathlib import Path
 
 import psycopg
-from kafka import KafkaProducer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from connectors.dispatch.registry import MeterEntry, load_fleet, upsert_db
+from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
+from meterflow.accounts import open_account
+from meterflow.payments import record_payment
 from meterflow.settings import Settings
-from meterflow.stack.process import spawn, terminate
-from pipeline.raw_reading import RawReading
-from pipeline.topics import RAW_READINGS
+from meterflow.stack.process import pid_alive, spawn, terminate
+from pipeline.billing import WalletConfig, load_tariff_text
 
-METERS = [
-    ("DEMO-E1", "kWh", Decimal("0.42")),
-    ("DEMO-E2", "kWh", Decimal("1.37")),
-    ("DEMO-E3", "kWh", Decimal("0.08")),
-    ("DEMO-W1", "m3", Decimal("0.012")),
-    ("DEMO-W2", "m3", Decimal("0.031")),
-]
-
-
-def _worker(settings: Settings) -> int:
-    log = settings.state_dir.resolve() / "logs" / "worker.log"
-    pid_file = settings.state_dir.resolve() / "run" / "worker.pid"
-    argv = [sys.executable, "-m", "meterflow.cli", "worker"]
-    return spawn(argv, log_file=log, pid_file=pid_file, cwd=settings.state_dir.resolve().parent,
-                 env={"METERFLOW_STATE_DIR": str(settings.state_dir.resolve())})
+EXAMPLES = Path(__file__).resolve().parents[1] / "pipeline" / "billing" / "examples"
+TARIFF_FOR = {  # profile -> example tariff file
+    "residential": "bj-residential-electricity.yaml",
+    "shop": "gd-commercial-tou.yaml",
+    "office": "gd-commercial-tou.yaml",
+    "water": "bj-residential-water.yaml",
+}
+LOW_EVERY = 8  # one room in eight starts nearly empty and is cut off during the demo
 
 
-def _view(conn: psycopg.Connection) -> Table:
-    table = Table(title="Readings landed in TimescaleDB")
-    for column in ("meter", "readings", "latest reading", "unit", "at"):
+def room_of(index: int) -> str:
+    """Building A-D, 6 floors, 10 rooms a floor: A-1-0101 ..."""
+    building = "ABCD"[index // 60 % 4]
+    floor = index // 10 % 6 + 1
+    return f"{building}-{floor}-{floor:02d}{index % 10 + 1:02d}"
+
+
+def open_rooms(conn: psycopg.Connection, entries: list[MeterEntry], run: str) -> list[str]:
+    tariffs: dict[str, TariffSpec] = {}
+    for name in set(TARIFF_FOR.values()):
+        body = (EXAMPLES / name).read_text()
+        parsed = load_tariff_text(body, name)
+        tariffs[name] = TariffSpec(parsed.id, parsed.commodity, parsed.valid_from, body)
+    accounts = []
+    for index, entry in enumerate(entries):
+        account = f"ROOM-{room_of(index)}-{entry.commodity[0].upper()}"
+        tariff = tariffs[TARIFF_FOR.get(entry.profile or "", TARIFF_FOR["residential"]
+                                        if entry.commodity == "electricity" else
+                                        TARIFF_FOR["water"])]
+        spec = AccountSpec(account, f"Room {room_of(index)} ({entry.profile or entry.commodity})",
+                           (MeterSpec(entry.meter_id, entry.commodity, entry.protocol,
+                                      entry.address),), (tariff,), WalletConfig())
+        open_account(conn, spec)
+        opening = 300 if index % LOW_EVERY == 0 else 20000 + 500 * (index % 17)
+        record_payment(conn, account, "topup", opening, f"demo-{run}-{account}-opening",
+                       operator="demo", note="opening balance")
+        accounts.append(account)
+    return accounts
+
+
+def _view(conn: psycopg.Connection, accounts: list[str]) -> Group:
+    rows = conn.execute("""
+        SELECT a.account_id, m.meter_id, m.protocol, b.balance_fen, b.alarm_level, b.supply,
+               (SELECT kind FROM meter_events e WHERE e.meter_id = m.meter_id
+                 AND e.kind IN ('online', 'offline') ORDER BY at DESC LIMIT 1),
+               (SELECT max(ts) FROM readings r WHERE r.meter_id = m.meter_id),
+               (SELECT sum(units) FROM usage_daily u WHERE u.meter_id = m.meter_id
+                 AND u.bucket = (now() AT TIME ZONE 'Asia/Shanghai')::date),
+               (SELECT sum(amount_yuan) FROM usage_daily u WHERE u.meter_id = m.meter_id
+                 AND u.bucket = (now() AT TIME ZONE 'Asia/Shanghai')::date)
+        FROM accounts a JOIN meters m ON m.account_id = a.account_id
+        LEFT JOIN balances b ON b.account_id = a.account_id
+        WHERE a.account_id = ANY(%s)
+        ORDER BY coalesce(b.balance_fen, 0), a.account_id""", (accounts,)).fetchall()
+    table = Table(title="Rooms (lowest balance first)", expand=False)
+    for column in ("room", "meter", "protocol", "state", "balance ¥", "alarm", "supply",
+                   "today units", "today ¥"):
         table.add_column(column)
-    rows = conn.execute(
-        "SELECT meter_id, count(*), (array_agg(value ORDER BY ts DESC))[1], max(unit), max(ts) "
-        "FROM readings WHERE meter_id LIKE 'DEMO-%' GROUP BY meter_id ORDER BY meter_id"
-    ).fetchall()
-    for meter, count, value, unit, ts in rows:
-        table.add_row(meter, str(count), str(value), unit, ts.isoformat(timespec="seconds"))
-    dead = conn.execute(
-        "SELECT count(*), max(reason) FROM dead_letters WHERE stage = 'ingest'"
-    ).fetchone()
-    count, reason = dead if dead else (0, None)
-    table.caption = f"dead letters: {count} (latest reason: {reason or '-'})"
-    return table
+    counts = {"online": 0, "offline": 0, "disconnected": 0, "alarm": 0}
+    for account, meter, protocol, fen, level, supply, online, last, units, money in rows:
+        state = "offline" if online == "offline" else ("online" if last else "waiting")
+        counts["online" if state == "online" else "offline"] += state != "waiting"
+        counts["disconnected"] += supply == "disconnected"
+        counts["alarm"] += bool(level)
+        if len(table.rows) >= 25:
+            continue
+        table.add_row(
+            account.removeprefix("ROOM-"), meter, protocol,
+            f"[green]{state}[/]" if state == "online" else f"[yellow]{state}[/]",
+            _yuan(fen),
+            f"[red]L{level}[/]" if level else "-",
+            f"[red]{supply}[/]" if supply == "disconnected" else (supply or "-"),
+            "-" if units is None else f"{units:.2f}",
+            "-" if money is None else f"{money:.2f}",
+        )
+    summary = (f"{len(rows)} rooms: {counts['online']} online, {counts['offline']} offline, "
+               f"{counts['alarm']} in alarm, {counts['disconnected']} disconnected  "
+               f"({datetime.now(UTC).astimezone().strftime('%H:%M:%S')})")
+    return Group(table, summary)
 
 
-def _last_registers(conn: psycopg.Connection) -> dict[str, Decimal]:
-    """Continue each simulated register from where the previous demo left it."""
-    last: dict[str, Decimal] = dict(
-        conn.execute(
-            "SELECT meter_id, max(value) FROM readings WHERE meter_id = ANY(%s) GROUP BY meter_id",
-            ([meter for meter, _, _ in METERS],),
-        ).fetchall()
-    )
-    return {meter: last.get(meter, Decimal("100")) for meter, _, _ in METERS}
+def _yuan(fen: int | None) -> str:
+    if fen is None:
+        return "-"
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
-def run_demo(settings: Settings, seconds: float, console: Console) -> None:
-    pid = _worker(settings)
-    console.print(f"worker started (pid {pid}); log: {settings.state_dir / 'logs' / 'worker.log'}")
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
-                             linger_ms=20)
+def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
+             console: Console) -> None:
+    state = settings.state_dir.resolve()
+    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    fleet_file = state / "demo" / "fleet.yaml"
+    fleet_file.parent.mkdir(parents=True, exist_ok=True)
+    fleet_file.unlink(missing_ok=True)
+    me = [sys.executable, "-m", "meterflow.cli"]
+    env = {"METERFLOW_STATE_DIR": str(state)}
+    pids: dict[str, int] = {}
+
+    def start(name: str, *args: str) -> None:
+        pids[name] = spawn([*me, *args], log_file=state / "logs" / f"demo-{name}.log",
+                           pid_file=state / "run" / f"demo-{name}.pid", cwd=state.parent,
+                           env=env)
+
     try:
-        with psycopg.connect(settings.dsn, autocommit=True) as conn, Live(
-            _view(conn), console=console, refresh_per_second=2
-        ) as live:
-            registers = _last_registers(conn)
-            producer.send(RAW_READINGS, key=b"DEMO-BAD", value=b'{"meter_id": "DEMO-BAD", "ts": 5}')
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                now = datetime.now(UTC).replace(microsecond=0)
-                for meter, unit, step in METERS:
-                    registers[meter] += step
-                    reading = RawReading.model_validate(
-                        {"meter_id": meter, "ts": now, "value": registers[meter], "unit": unit,
-                         "source": "demo"}
-                    )
-                    producer.send(RAW_READINGS, key=meter.encode(), value=reading.to_json())
-                producer.flush()
-                time.sleep(1)
-                live.update(_view(conn))
-            time.sleep(2)
-            live.update(_view(conn))
+        start("fleet", "simulate", "fleet", "--meters", str(meters), "--speed", str(speed),
+              "--fleet-file", str(fleet_file), "--mqtt-interval", "5", "--prefix", f"D{run[-6:]}-")
+        deadline = time.monotonic() + 60
+        with console.status("starting the simulated fleet"):
+            while not fleet_file.exists():
+                if time.monotonic() > deadline or not pid_alive(pids["fleet"]):
+                    raise RuntimeError(f"the fleet did not start; read {state}/logs/demo-fleet.log")
+                time.sleep(0.3)
+        entries = list(load_fleet(fleet_file))
+        with psycopg.connect(settings.dsn, autocommit=True) as conn:
+            upsert_db(conn, entries)
+            accounts = open_rooms(conn, entries, run)
+            console.print(f"{len(entries)} meters registered, {len(accounts)} rooms opened")
+            start("worker", "worker")
+            start("relay", "relay")
+            start("bridge", "connect", "mqtt")
+            for protocol in ("modbus", "dlt645", "cjt188"):
+                start(f"poll-{protocol}", "connect", "poll", protocol, "--interval", "5")
+            start("dispatch", "dispatch")
+            console.print(f"processes started; logs in {state / 'logs'}/demo-*.log. "
+                          "Top up from another terminal, e.g. "
+                          f"`meterflow topup {accounts[0]} 50 --key my-first-topup`")
+            end = time.monotonic() + seconds if seconds else None
+            with Live(_view(conn, accounts), console=console, refresh_per_second=1) as live:
+                while end is None or time.monotonic() < end:
+                    time.sleep(2)
+                    live.update(_view(conn, accounts))
+    except KeyboardInterrupt:
+        pass
     finally:
-        producer.close()
-        terminate(pid, grace_s=15)
-        console.print("\nworker stopped; the stack keeps running (`meterflow stack down` stops it)")
+        for pid in reversed(list(pids.values())):
+            terminate(pid, grace_s=15)
+        console.print("demo stopped; the stack keeps running (`meterflow stack down`)")

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Faust worker
     worker_id: str = "meterflow"
     worker_web_port: int = 16066
+    config_refresh_s: float = Field(5.0, gt=0, description="Configuration reload period")
+    offline_check_s: float = Field(15.0, gt=0, description="Offline/deferred-disconnect check")
 
     @property
     def bootstrap_servers(self) -> str:

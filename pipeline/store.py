@@ -1,51 +1,168 @@
-"""Batched, idempotent writes to TimescaleDB (psycopg 3, pipelined executemany).
+"""Batched, idempotent writes of the pipeline's topics to TimescaleDB.
 
-Every statement is idempotent on its natural key, so a batch that is written again after a
-crash or a redelivery changes nothing.
+Each writer takes the decoded JSON values of one topic and writes them in one transaction
+with pipelined ``executemany``. Every statement is idempotent on the event's id (or, for
+the latest-state ``balances``, only moves forward by ``seq``), so a batch written again
+after a crash or a redelivery changes nothing.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 import psycopg
 
 from pipeline.dead_letter import DeadLetter
-from pipeline.raw_reading import RawReading
 
-INSERT_READING = """
-INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (meter_id, ts) DO NOTHING
+Row = dict[str, Any]
+
+
+def _ts(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+async def _many(conn: psycopg.AsyncConnection, sql: str, params: list[tuple[Any, ...]]) -> None:
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(sql, params)
+
+
+async def write_dead_letters(conn: psycopg.AsyncConnection, rows: Sequence[DeadLetter]) -> None:
+    await _many(conn, """
+        INSERT INTO dead_letters (id, at, stage, reason, source, key, raw)
+        VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id, at) DO NOTHING""",
+        [(d.id, d.at, d.stage, d.reason, d.source, d.key, d.raw) for d in rows])
+
+
+async def write_accepted(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts) DO NOTHING""",
+        [(r["meter_id"], _ts(r["ts"]), Decimal(r["value"]), r["unit"],
+          *(_opt(r["registers"].get(b)) for b in ("sharp", "peak", "flat", "valley")),
+          r.get("source", "")) for r in rows])
+
+
+def _opt(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+async def write_rejected(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO rejected_readings (meter_id, ts, reason, value, raw)
+        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts, reason) DO NOTHING""",
+        [(r["meter_id"], _ts(r["ts"]), r["reason"], _opt(r.get("value")),
+          base64.b64decode(r["raw_b64"])) for r in rows])
+
+
+INSERT_LINE = """
+INSERT INTO rated_lines (interval_id, line, meter_id, account_id, tariff_id, start_ts, end_ts,
+                         band, step, units, amount_yuan)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (interval_id, line, end_ts) DO NOTHING
+RETURNING meter_id, end_ts, coalesce(band, ''), units, amount_yuan
 """
 
-INSERT_DEAD_LETTER = """
-INSERT INTO dead_letters (id, at, stage, reason, source, key, raw)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id, at) DO NOTHING
+ROLLUP = """
+INSERT INTO {table} (meter_id, bucket, band, units, amount_yuan)
+VALUES (%s, {bucket}, %s, %s, %s)
+ON CONFLICT (meter_id, bucket, band) DO UPDATE
+SET units = {table}.units + excluded.units, amount_yuan = {table}.amount_yuan + excluded.amount_yuan
 """
+HOURLY = ROLLUP.format(table="usage_hourly", bucket="date_trunc('hour', %s::timestamptz)")
+DAILY = ROLLUP.format(
+    table="usage_daily", bucket="(%s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date")
 
 
-async def write_readings(conn: psycopg.AsyncConnection, rows: Sequence[RawReading]) -> None:
-    if not rows:
-        return
+def _lines(r: Row) -> list[tuple[Any, ...]]:
+    """One row per band/step line; surcharges are lines with band '+name'."""
+    common = (r["meter_id"], r["account_id"], r["tariff_id"], _ts(r["start"]), _ts(r["end"]))
+    rows = [(line["band"], line["step"], line["units"], line["amount"]) for line in r["lines"]]
+    rows += [(f"+{s['name']}", None, s["units"], s["amount"]) for s in r["surcharges"]]
+    return [(r["interval_id"], n, *common, band, step, Decimal(units), Decimal(amount))
+            for n, (band, step, units, amount) in enumerate(rows)]
+
+
+async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    """Rated lines, and the rollups for the lines that were new (each added once).
+
+    A rated interval counts in the hour and the day (Asia/Shanghai) in which it ends.
+    """
     async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(
-            INSERT_READING,
-            [
-                (r.meter_id, r.ts, r.value, r.unit, r.sharp, r.peak, r.flat, r.valley, r.source)
-                for r in rows
-            ],
-        )
+        fresh: list[tuple[Any, ...]] = []
+        for row in rows:
+            for params in _lines(row):
+                await cur.execute(INSERT_LINE, params)
+                fresh.extend(await cur.fetchall())
+        for meter, end, band, units, amount in fresh:
+            if band.startswith("+"):
+                continue  # surcharges: money only in rated_lines, not in band units
+            await cur.execute(HOURLY, (meter, end, band, units, amount))
+            await cur.execute(DAILY, (meter, end, band, units, amount))
 
 
-async def write_dead_letters(
-    conn: psycopg.AsyncConnection, rows: Sequence[DeadLetter]
-) -> None:
-    if not rows:
-        return
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(
-            INSERT_DEAD_LETTER,
-            [(d.id, d.at, d.stage, d.reason, d.source, d.key, d.raw) for d in rows],
-        )
+async def write_ledger(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, balance_fen,
+                            meter_id, ref, detail)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id, at) DO NOTHING""",
+        [(r["entry_id"], r["account_id"], r["seq"], _ts(r["at"]), r["kind"], r["amount_fen"],
+          r["balance_fen"], r.get("meter_id"), r["key"], r.get("detail", "")) for r in rows])
+
+
+async def write_balances(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    latest: dict[str, Row] = {}
+    for r in rows:
+        if r["account_id"] not in latest or r["seq"] >= latest[r["account_id"]]["seq"]:
+            latest[r["account_id"]] = r
+    await _many(conn, """
+        INSERT INTO balances (account_id, balance_fen, alarm_level, supply, seq, updated_at,
+                              disconnect_pending, deferred_until)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (account_id) DO UPDATE SET
+            balance_fen = excluded.balance_fen, alarm_level = excluded.alarm_level,
+            supply = excluded.supply, seq = excluded.seq, updated_at = excluded.updated_at,
+            disconnect_pending = excluded.disconnect_pending,
+            deferred_until = excluded.deferred_until
+        WHERE (excluded.seq, excluded.updated_at) >= (balances.seq, balances.updated_at)""",
+        [(r["account_id"], r["balance_fen"], r["alarm_level"], r["supply"], r["seq"],
+          _ts(r["updated_at"]), r.get("disconnect_pending", False), _ts(r.get("deferred_until")))
+         for r in latest.values()])
+
+
+async def write_alarms(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO alarms (alarm_id, at, account_id, kind, level, balance_fen, detail,
+                            threshold_fen)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (alarm_id, at) DO NOTHING""",
+        [(r["alarm_id"], _ts(r["at"]), r["account_id"], r["kind"], r.get("level"),
+          r.get("balance_fen"), r.get("detail", ""), r.get("threshold_fen")) for r in rows])
+
+
+async def write_commands(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO commands (command_id, issued_at, meter_id, account_id, action, deadline,
+                              reason)
+        SELECT %s, %s, %s, (SELECT account_id FROM meters WHERE meter_id = %s), %s, %s, %s
+        ON CONFLICT (command_id, issued_at) DO NOTHING""",
+        [(r["command_id"], _ts(r["issued_at"]), r["meter_id"], r["meter_id"], r["action"],
+          _ts(r["deadline"]), r.get("reason", "")) for r in rows])
+
+
+async def write_acks(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO command_acks (command_id, at, meter_id, status, detail, attempts)
+        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (command_id, at) DO NOTHING""",
+        [(r["command_id"], _ts(r["at"]), r["meter_id"], r["status"], r.get("detail", ""),
+          r.get("attempts", 0)) for r in rows])
+
+
+async def write_meter_events(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    await _many(conn, """
+        INSERT INTO meter_events (event_id, at, meter_id, kind, detail)
+        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id, at) DO NOTHING""",
+        [(r["event_id"], _ts(r["at"]), r["meter_id"], r["kind"], r.get("detail", ""))
+         for r in rows])

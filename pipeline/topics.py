@@ -35,6 +35,7 @@ class TopicSpec:
 
 
 RAW_READINGS = "meterflow.readings.raw"
+ACCEPTED_READINGS = "meterflow.readings.accepted"
 REJECTED_READINGS = "meterflow.readings.rejected"
 DEAD_LETTERS = "meterflow.deadletter"
 RATED_INTERVALS = "meterflow.intervals.rated"
@@ -45,11 +46,11 @@ COMMANDS = "meterflow.commands"
 COMMAND_ACKS = "meterflow.commands.acks"
 METER_EVENTS = "meterflow.meter.events"
 PAYMENTS = "meterflow.payments"
-METER_CONFIG = "meterflow.config.meters"
-TARIFF_CONFIG = "meterflow.config.tariffs"
+WALLET_TICKS = "meterflow.wallet.ticks"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RAW_READINGS, "meter_id", "Normalised readings from every connector"),
+    TopicSpec(ACCEPTED_READINGS, "meter_id", "Validated readings and the interval each closes"),
     TopicSpec(REJECTED_READINGS, "meter_id", "Readings refused by validation, with the reason",
               retention_days=30),
     TopicSpec(DEAD_LETTERS, "source", "Input that could not be parsed, with raw bytes",
@@ -62,8 +63,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(COMMAND_ACKS, "meter_id", "Command acknowledgements", retention_days=30),
     TopicSpec(METER_EVENTS, "meter_id", "Online/offline, faults, stopped meters",
               retention_days=30),
+    TopicSpec(WALLET_TICKS, "account_id", "Timer ticks for deferred disconnects (internal)",
+              retention_days=1),
     TopicSpec(PAYMENTS, "account_id", "Top-ups, refunds and adjustments from the outbox",
               retention_days=90),
-    TopicSpec(METER_CONFIG, "meter_id", "Latest configuration of each meter", compacted=True),
-    TopicSpec(TARIFF_CONFIG, "tariff_id", "Latest versions of each tariff", compacted=True),
 )

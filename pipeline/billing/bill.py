@@ -7,7 +7,7 @@ cumulative cost of the meter's intervals rounded half-up to the fen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -52,10 +52,29 @@ class MeterBill:
         return totals
 
 
+def scaled_usage(
+    start: datetime,
+    end: datetime,
+    units: Decimal,
+    band_units: Mapping[str, Decimal] | None,
+    multiplier: Decimal,
+) -> Usage:
+    """The usage to rate: register deltas times the meter's multiplier."""
+    bands = None if band_units is None else {b: u * multiplier for b, u in band_units.items()}
+    return Usage(start, end, units * multiplier, bands)
+
+
 def bill_readings(
-    book: TariffBook, readings: Iterable[Reading], config: MeterConfig, now: datetime
+    book: TariffBook,
+    readings: Iterable[Reading],
+    config: MeterConfig,
+    now: datetime,
+    multiplier: Decimal = Decimal(1),
 ) -> list[MeterBill]:
-    """Validate and rate every meter's readings; meters in order of first appearance."""
+    """Validate and rate every meter's readings; meters in order of first appearance.
+
+    ``multiplier`` (a current-transformer ratio) scales register deltas into units.
+    """
     bills: dict[str, MeterBill] = {}
     meters: dict[str, MeterState] = {}
     tiers: dict[str, TierState] = {}
@@ -73,7 +92,8 @@ def bill_readings(
         interval = outcome.interval
         if interval is None:
             continue
-        usage = Usage(interval.start, interval.end, interval.units, interval.band_units)
+        usage = scaled_usage(interval.start, interval.end, interval.units,
+                             interval.band_units, multiplier)
         tiers[reading.meter_id], rating = rate(book, tiers.get(reading.meter_id), usage)
         bill.ratings.append(rating)
     return list(bills.values())

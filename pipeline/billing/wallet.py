@@ -26,6 +26,7 @@ from pipeline.billing.wallet_model import (
     Adjustment,
     Charge,
     Command,
+    LastCharge,
     LedgerEntry,
     LowBalanceAlarm,
     Output,
@@ -90,7 +91,15 @@ def apply(state: WalletState, command: Command, now: datetime) -> tuple[WalletSt
             or (isinstance(command, Refund) and fen > 0)
         ):
             return _refuse(state, key, INVALID_AMOUNT, "amount_fen must be positive")
-    seen = state.processed.get(key)
+    if isinstance(command, Charge):
+        last = state.last_charges.get(command.meter_id)
+        if last is not None and utc(command.end) < utc(last.end):
+            return state, [Replayed(key, None)]  # older than the meter's newest charge
+        seen = last.result if last is not None and utc(command.end) == utc(last.end) else None
+        if seen is not None and last is not None and last.key != key:
+            seen = Processed("charge", f"key {last.key}", seen.seq, seen.balance_fen)
+    else:
+        seen = state.processed.get(key)
     if seen is not None:
         if (seen.kind, seen.amount) != (kind, amount):
             return _refuse(
@@ -109,11 +118,19 @@ def apply(state: WalletState, command: Command, now: datetime) -> tuple[WalletSt
             INSUFFICIENT_BALANCE,
             f"refund {-fen} fen exceeds the balance {state.balance_fen} fen",
         )
-    return _post(state, kind, key, amount, fen, detail, now)
+    charge_end = command.end if isinstance(command, Charge) else None
+    return _post(state, kind, key, amount, fen, detail, now, charge_end)
 
 
 def _post(
-    state: WalletState, kind: str, key: str, amount: str, fen: int, detail: str, now: datetime
+    state: WalletState,
+    kind: str,
+    key: str,
+    amount: str,
+    fen: int,
+    detail: str,
+    now: datetime,
+    charge_end: datetime | None = None,
 ) -> tuple[WalletState, list[Output]]:
     seq = state.seq + 1
     balance = state.balance_fen + fen
@@ -128,8 +145,14 @@ def _post(
         now,
         detail,
     )
-    processed = {**state.processed, key: Processed(kind, amount, seq, balance)}
-    state = replace(state, seq=seq, balance_fen=balance, processed=processed)
+    result = Processed(kind, amount, seq, balance)
+    if charge_end is not None:
+        meter = detail  # a charge's detail is its meter id
+        last = {**state.last_charges, meter: LastCharge(charge_end, key, result)}
+        state = replace(state, seq=seq, balance_fen=balance, last_charges=last)
+    else:
+        state = replace(state, seq=seq, balance_fen=balance,
+                        processed={**state.processed, key: result})
     state, alarms = _alarms(state, now)
     state, decisions = _supply(state, now)
     return state, [entry, *alarms, *decisions]

@@ -77,6 +77,15 @@ class Processed:
     balance_fen: int
 
 
+@dataclass(frozen=True, slots=True)
+class LastCharge:
+    """The newest charge applied for one meter."""
+
+    end: datetime
+    key: str
+    result: Processed
+
+
 @dataclass(frozen=True)
 class WalletState:
     """One account's wallet. Read ``alarm_level`` and ``supply`` directly."""
@@ -93,6 +102,10 @@ class WalletState:
     deferred_until: datetime | None = None
     manual_keep_supply: bool = False
     processed: Mapping[str, Processed] = field(default_factory=dict)
+    #: Per meter, the last charge applied: its interval end, key and result. Charges of one
+    #: meter arrive in interval order, so this watermark replaces a key per charge (which
+    #: would grow by ~35,000 keys a meter a year). ``processed`` keeps money commands only.
+    last_charges: Mapping[str, LastCharge] = field(default_factory=dict)
 
     @property
     def alarm_level(self) -> int:
@@ -118,6 +131,11 @@ class WalletState:
                 key: [p.kind, p.amount, p.seq, p.balance_fen]
                 for key, p in sorted(self.processed.items())
             },
+            "last_charges": {
+                meter: [c.end.isoformat(), c.key, c.result.amount, c.result.seq,
+                        c.result.balance_fen]
+                for meter, c in sorted(self.last_charges.items())
+            },
         }
 
     @classmethod
@@ -139,6 +157,12 @@ class WalletState:
                 str(k): Processed(str(v[0]), str(v[1]), int(v[2]), int(v[3]))
                 for k, v in data["processed"].items()
             },
+            last_charges={
+                str(meter): LastCharge(
+                    datetime.fromisoformat(v[0]), str(v[1]),
+                    Processed("charge", str(v[2]), int(v[3]), int(v[4])))
+                for meter, v in data.get("last_charges", {}).items()
+            },
         )
 
 
@@ -147,16 +171,17 @@ class WalletState:
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """Cost of a rated interval; ``charge_id`` (see ids.charge_id) is its idempotency key."""
+    """Cost of a rated interval ending at ``end``; ``charge_id`` (ids.charge_id) is its key."""
 
     charge_id: str
     meter_id: str
     cost: Decimal
+    end: datetime
 
 
 def charge_for(meter_id: str, rating: Rating) -> Charge:
     """The charge of a rated interval, identified by meter and interval end."""
-    return Charge(charge_id(meter_id, rating.end), meter_id, rating.cost)
+    return Charge(charge_id(meter_id, rating.end), meter_id, rating.cost, rating.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +267,11 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """A repeat of an idempotency key: the original result, nothing applied again."""
+    """A repeat: nothing applied again. ``original`` is the first result when it is still
+    known (money commands; a meter's newest charge), None for an older charge."""
 
     key: str
-    original: Processed
+    original: Processed | None
 
 
 Output = LedgerEntry | LowBalanceAlarm | SupplyDecision | Refusal | Replayed

@@ -33,7 +33,8 @@ NOON = datetime(2024, 7, 1, 12, tzinfo=SH)
 
 
 def charge(n: int, cost: str) -> Charge:
-    return Charge(charge_id("M1", NOON + timedelta(minutes=n)), "M1", Decimal(cost))
+    end = NOON + timedelta(minutes=n)
+    return Charge(charge_id("M1", end), "M1", Decimal(cost), end)
 
 
 def of(outputs: list[Output], kind: type) -> list:  # type: ignore[type-arg]
@@ -56,7 +57,8 @@ def test_charge_for_a_rating() -> None:
     )
     _, rating = rate(book, None, Usage(NOON, NOON + timedelta(hours=3), Decimal("1.7")))
     made = charge_for("M1", rating)
-    assert made == Charge(charge_id("M1", NOON + timedelta(hours=3)), "M1", Decimal("5.66661"))
+    end = NOON + timedelta(hours=3)
+    assert made == Charge(charge_id("M1", end), "M1", Decimal("5.66661"), end)
     _, out = apply(funded(1000), made, NOON)
     assert of(out, LedgerEntry)[0].amount_fen == -567
 
@@ -104,6 +106,19 @@ def test_top_up_idempotency() -> None:
     assert of(out5, LedgerEntry)[0].amount_fen == -150
 
 
+def test_charge_memory_is_one_watermark_per_meter() -> None:
+    state = funded(10**6)
+    for n in range(1, 200):
+        state, _ = apply(state, charge(n, "0.10"), NOON)
+    assert set(state.processed) == {"t0"}, "charges leave no key behind"
+    assert list(state.last_charges) == ["M1"]
+    older, out = apply(state, charge(50, "0.10"), NOON)
+    assert older == state and out == [Replayed(charge(50, "0.10").charge_id, None)]
+    newest, out = apply(state, charge(199, "0.10"), NOON)
+    assert newest == state and isinstance(out[0], Replayed) and out[0].original is not None
+    assert WalletState.from_dict(state.to_dict()) == state
+
+
 def test_refund_rules() -> None:
     state = funded(3000)
     same, out = apply(state, Refund("r1", 3001), NOON)
@@ -116,8 +131,8 @@ def test_refund_rules() -> None:
         Refund("x", -5),
         Adjustment("x", 0, "why"),
         Adjustment("x", 5, ""),
-        Charge("c", "M1", Decimal("-1")),
-        Charge("c", "M1", Decimal("0.00000000001")),
+        Charge("c", "M1", Decimal("-1"), NOON),
+        Charge("c", "M1", Decimal("0.00000000001"), NOON),
     ):
         _, out = apply(state, bad, NOON)
         assert of(out, Refusal)[0].reason == "invalid_amount"

@@ -94,19 +94,25 @@ def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "con
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-@pytest.fixture()
-def worker(stack: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `meterflow worker` process on the test stack."""
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
+def start_worker(stack: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """A real `meterflow worker` process on the test stack, ready to consume."""
+    start = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "meterflow.cli", "worker"], env=env_of(stack),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
         )
+    wait_for(lambda: b"Worker]: Ready" in log.read_bytes()[start:] or proc.poll() is not None,
+             60, "the worker to be ready")
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+@pytest.fixture()
+def worker(stack: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = tmp_path / "worker.log"
+    proc = start_worker(stack, log)
     try:
-        wait_for(lambda: b"Worker]: Ready" in log.read_bytes() or proc.poll() is not None,
-                 60, "the worker to be ready")
-        assert proc.poll() is None, log.read_text()
         yield proc
     finally:
         terminate(proc.pid, grace_s=20)

@@ -22,6 +22,8 @@ def test_reading_lands_and_malformed_message_is_dead_lettered(
     stack: Settings, db: psycopg.Connection, worker: subprocess.Popen[bytes]
 ) -> None:
     meter = f"T-{uuid.uuid4().hex[:10]}"
+    db.execute("INSERT INTO meters (meter_id, commodity, protocol) "
+               "VALUES (%s, 'electricity', 'mqtt')", (meter,))
     good = reading(meter, "2026-07-01T10:00:00+08:00", 1234.56, peak="1000.01",
                    valley="234.55", source="test")
     bad_json = b'{"meter_id": "%s", "ts": ' % meter.encode()
