@@ -41,8 +41,9 @@ from meterflow.stack import local  # noqa: E402
 from meterflow.stack.process import terminate  # noqa: E402
 from pipeline import topics  # noqa: E402
 
-PORTS = {"kafka_port": 49092, "kafka_controller_port": 49093, "pg_port": 49432,
-         "mqtt_port": 49883, "worker_web_port": 49066}
+# Below the kernel's ephemeral port range, like every default port of the project.
+PORTS = {"kafka_port": 27092, "kafka_controller_port": 27093, "pg_port": 27432,
+         "mqtt_port": 27883, "worker_web_port": 27066}
 TARIFF = "id: bench\ncommodity: electricity\nunit: kWh\ncurrency: CNY\n" \
          "timezone: Asia/Shanghai\nprice: 0.5\n"
 
@@ -187,12 +188,18 @@ def main() -> None:
                 [(landed,)] = conn.execute("SELECT count(*) FROM readings WHERE meter_id "
                                            "LIKE %s", (f"B{run}-%",)).fetchall()
             elapsed = time.perf_counter() - start
-            time.sleep(3)
+            charges = len(meters) * (args.readings - 1)
+            while len(watcher.balance_latency) < charges and time.perf_counter() - start < 900:
+                time.sleep(0.5)  # the money path runs behind the readings sink
+            balanced = time.perf_counter() - start
             watcher.stop.set()
             print(f"produced {total} readings in {produced:.1f}s "
                   f"({total / produced:,.0f}/s offered)")
             print(f"end to end: {landed} landed in {elapsed:.1f}s = "
-                  f"{landed / elapsed:,.0f} readings/s sustained")
+                  f"{landed / elapsed:,.0f} readings/s sustained into `readings`")
+            print(f"money path: {len(watcher.balance_latency)} of {charges} balance updates "
+                  f"in {balanced:.1f}s = {len(watcher.balance_latency) / balanced:,.0f} "
+                  "charges/s sustained")
             for name, values in (("reading -> balance update", watcher.balance_latency),
                                  ("reading -> disconnect command", watcher.command_latency)):
                 if values:

@@ -29,12 +29,10 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",
         web_port=settings.worker_web_port,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        # A worker that died is noticed in 10 s (the default 60 s stalls its partitions).
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=3.0,
         autodiscover=False,
     )
     config = ConfigTable(Database(settings.dsn))

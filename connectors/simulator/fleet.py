@@ -130,6 +130,9 @@ class FleetThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Stop the fleet and its loop; a second call does nothing."""
+        if self.loop.is_closed():
+            return
         try:
             self.call(self.fleet.stop())
         finally:

@@ -13,7 +13,7 @@ import typer
 from pipeline.billing.bill import MeterBill, bill_readings
 from pipeline.billing.csv_readings import CsvError, parse_readings_csv
 from pipeline.billing.errors import RatingError, TariffError
-from pipeline.billing.money import parse_decimal, round_half_up, yuan_text
+from pipeline.billing.money import parse_decimal, round_fen, round_half_up, yuan_text
 from pipeline.billing.reading import DEFAULT_REGISTER_MAX, MeterConfig
 from pipeline.billing.tariff import TariffBook
 from pipeline.billing.tariff_parse import load_tariff_text
@@ -111,7 +111,13 @@ def bill(
     except RatingError as exc:
         raise _fail(f"{readings.name}: {exc}") from None
     reports = [_report(b, book.currency, places) for b in bills]
+    # One account owning all these meters is charged the rounded sum of their exact costs
+    # (the sub-fen remainders of the meters add up before rounding).
+    total = {"amount": yuan_text(round_fen(sum((b.cost for b in bills), Decimal(0)))),
+             "currency": book.currency}
     if json_out:
-        typer.echo(json.dumps({"meters": reports}, ensure_ascii=False))
+        typer.echo(json.dumps({"meters": reports, "total": total}, ensure_ascii=False))
     else:
         _table(reports)
+        typer.echo(f"total for one account owning these meters: {total['amount']} "
+                   f"{total['currency']}")

@@ -153,3 +153,20 @@ def test_csv_parser_details() -> None:
         parse_readings_csv("meter_id,ts,reading\n,2024-07-01T00:00:00+08:00,1\n", "r.csv")
     with pytest.raises(CsvError, match="line 2, field peak: negative"):
         parse_readings_csv("meter_id,ts,reading,peak\nM,2024-07-01T00:00:00+08:00,1,-1\n", "r")
+
+
+def test_total_rounds_the_sum_of_exact_costs_once(tmp_path: Path) -> None:
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("id: f\ncommodity: electricity\nunit: kWh\ncurrency: CNY\n"
+                    "timezone: Asia/Shanghai\nprice: 0.5\n")
+    # each meter uses 0.01 kWh = 0.005 yuan: 0.01 each when rounded alone, 0.01 together
+    csv_text = ("meter_id,ts,reading\n"
+                "A,2024-07-01T00:00:00+08:00,1.00\nA,2024-07-01T01:00:00+08:00,1.01\n"
+                "B,2024-07-01T00:00:00+08:00,5.00\nB,2024-07-01T01:00:00+08:00,5.01\n")
+    code, out = run(tmp_path, csv_text, "--tariff", str(flat), "--json")
+    assert code == 0, out
+    body = json.loads(out)
+    assert [m["amount"] for m in body["meters"]] == ["0.01", "0.01"]
+    assert body["total"] == {"amount": "0.01", "currency": "CNY"}
+    code, out = run(tmp_path, csv_text, "--tariff", str(flat))
+    assert code == 0 and "total for one account owning these meters: 0.01 CNY" in out

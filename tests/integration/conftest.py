@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def ports(base: int) -> dict[str, int]:
     """The stack's ports from one base, so two checkouts can test side by side
-    (``METERFLOW_TEST_PORT_BASE``)."""
+    (``METERFLOW_TEST_PORT_BASE``). Keep them below the kernel's ephemeral range (32768 on
+    Linux): a probe of a free port in that range can connect to itself and hold the port."""
     return {
         "kafka_port": base + 92,
         "kafka_controller_port": base + 93,
@@ -72,10 +73,12 @@ def stack_settings() -> Settings:
 def stack(stack_settings: Settings) -> Iterator[Settings]:
     local.down(stack_settings)  # a session that died may have left its services running
     shutil.rmtree(stack_settings.state_dir, ignore_errors=True)
-    local.up(stack_settings)
-    migrate(stack_settings.dsn)
-    yield stack_settings
-    local.down(stack_settings)
+    try:
+        local.up(stack_settings)
+        migrate(stack_settings.dsn)
+        yield stack_settings
+    finally:
+        local.down(stack_settings)
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +105,13 @@ def start_worker(stack: Settings, log: Path) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "meterflow.cli", "worker"], env=env_of(stack),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
         )
-    wait_for(lambda: b"Worker]: Ready" in log.read_bytes()[start:] or proc.poll() is not None,
-             60, "the worker to be ready")
-    assert proc.poll() is None, log.read_text()
+    try:
+        wait_for(lambda: b"Worker]: Ready" in log.read_bytes()[start:]
+                 or proc.poll() is not None, 60, "the worker to be ready")
+        assert proc.poll() is None, log.read_text()
+    except BaseException:
+        terminate(proc.pid, grace_s=5)
+        raise
     return proc
 
 

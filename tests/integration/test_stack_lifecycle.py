@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_up_twice_then_down_stops_everything() -> None:
-    own = ports(PORT_BASE + 10000)
+    own = ports(PORT_BASE + 1000)
     own.pop("worker_web_port")
     settings = Settings.model_validate({"state_dir": state_root() / "lifecycle", **own})
     try:
