@@ -16,12 +16,13 @@ from pipeline import agents, sinks
 from pipeline.agents import Clock, utc_now
 from pipeline.config_source import ConfigTable
 from pipeline.database import Database
+from pipeline.kafka_transport import App
 
 log = logging.getLogger("meterflow.pipeline")
 
 
 def create_app(settings: Settings, clock: Clock = utc_now) -> faust.App:
-    app = faust.App(
+    app = App(
         settings.worker_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
