@@ -21,9 +21,17 @@ from pipeline.kafka_transport import App
 log = logging.getLogger("meterflow.pipeline")
 
 
-def create_app(settings: Settings, clock: Clock = utc_now) -> faust.App:
+#: What a worker runs: the processing agents (validate, rate, wallet and their tables), the
+#: sinks into TimescaleDB, or both. A sink runs in a consumer group of its own
+#: (``<worker_id>-sink``) so sinks and processors scale apart (see docs/operations.md).
+ROLES = ("all", "processor", "sink")
+
+
+def create_app(settings: Settings, clock: Clock = utc_now, role: str = "all") -> faust.App:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     app = App(
-        settings.worker_id,
+        settings.worker_id if role != "sink" else f"{settings.worker_id}-sink",
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
         datadir=str(settings.state_dir / "faust"),
@@ -50,12 +58,14 @@ def create_app(settings: Settings, clock: Clock = utc_now) -> faust.App:
         except Exception as exc:  # keep the last good snapshot; say why
             log.error("configuration refresh failed, keeping the previous one: %s", exc)
 
-    agents.register(app, config, clock, settings.offline_check_s)
-    sinks.register(app, settings.dsn)
+    if role != "sink":
+        agents.register(app, config, clock, settings.offline_check_s)
+    if role != "processor":
+        sinks.register(app, settings.dsn)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "app": settings.worker_id,
+        return web.json({"status": "ok", "app": app.conf.id, "role": role,
                          "meters": len(config.snapshot.meters)})
 
     return app

@@ -69,7 +69,7 @@ class Kafka(Service):
         config.write_text(self._server_properties(data))
         (self.home / "log4j.properties").write_text(LOG4J)
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             done = subprocess.run(
                 ["java", "-cp", self.classpath(), "kafka.tools.StorageTool", "format",
                  "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
@@ -143,3 +143,14 @@ log4j.logger.org.apache.kafka=INFO
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 """
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. One that starts
+    with '-' would be read as an option by the storage tool's argument parser, so it is
+    drawn again (1 draw in 64 would otherwise fail the format step)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+

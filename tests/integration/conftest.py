@@ -97,12 +97,16 @@ def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "con
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def start_worker(stack: Settings, log: Path) -> subprocess.Popen[bytes]:
-    """A real `meterflow worker` process on the test stack, ready to consume."""
+def start_worker(stack: Settings, log: Path, role: str = "all") -> subprocess.Popen[bytes]:
+    """A real `meterflow worker` process on the test stack, ready to consume. A sink-only
+    worker serves its health page on the next port, so it can run beside a processor."""
     start = log.stat().st_size if log.exists() else 0
+    env = env_of(stack)
+    if role == "sink":
+        env["METERFLOW_WORKER_WEB_PORT"] = str(stack.worker_web_port + 1)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "meterflow.cli", "worker"], env=env_of(stack),
+            [sys.executable, "-m", "meterflow.cli", "worker", "--role", role], env=env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
         )
     try:
