@@ -18,7 +18,7 @@ from pipeline import topics
 from pipeline.config_source import ConfigTable
 from pipeline.dead_letter import DeadLetter
 from pipeline.raw_reading import PayloadError, parse_raw_reading
-from pipeline.replay import Out
+from pipeline.replay import Out, Position, behind, note
 from pipeline.steps import (
     charge_step,
     disconnect_due,
@@ -54,6 +54,11 @@ class Outputs:
     async def send(self, outs: list[Out]) -> None:
         for topic, key, value in outs:
             await self.topic(topic).send(key=key.encode(), value=_json(value))
+
+
+def at(message: Any) -> Position:
+    """Where a message was read (pipeline.replay.behind tells replays apart by it)."""
+    return message.topic, message.partition, message.offset
 
 
 def dead_letter(stage: str, reason: str, message: Any) -> tuple[str, str, dict[str, Any]]:
@@ -103,11 +108,12 @@ def register(app: faust.App, config: ConfigTable, clock: Clock,
                 reason = f"message key {message.key!r} is not the meter id {reading.meter_id!r}"
                 await out.send([dead_letter("validate", reason, message)])
                 continue
+            record = meters.get(reading.meter_id)
             record, outs = validate_step(
-                meters.get(reading.meter_id), reading, message.value or b"",
+                record, reading, message.value or b"",
                 await config.meter_or_reload(reading.meter_id, message.timestamp), clock(),
-                offline=reading.meter_id in offline)
-            meters[reading.meter_id] = record
+                offline=reading.meter_id in offline, replay=behind(record, at(message)))
+            meters[reading.meter_id] = note(record, at(message))
             offline.discard(reading.meter_id)
             await out.send(outs)
 
@@ -119,9 +125,11 @@ def register(app: faust.App, config: ConfigTable, clock: Clock,
             if value is not None:
                 meter = str(value["meter_id"])
                 setup = config.meter(meter)
-                record, outs = rate_step(tiers.get(meter), value, setup,
-                                         config.book(setup.tariff_id if setup else None))
-                tiers[meter] = record
+                record = tiers.get(meter)
+                record, outs = rate_step(record, value, setup,
+                                         config.book(setup.tariff_id if setup else None),
+                                         replay=behind(record, at(event.message)))
+                tiers[meter] = note(record, at(event.message))
             await out.send(outs)
 
     @app.agent(wallet_in, concurrency=1)
@@ -137,11 +145,13 @@ def register(app: faust.App, config: ConfigTable, clock: Clock,
             elif value is not None and setup is not None:
                 step = {topics.RATED_INTERVALS: charge_step, topics.PAYMENTS: payment_step}
                 record = wallets.get(account_id)
+                replay = behind(record, at(message))
                 if message.topic == TICKS:
-                    record, outs = tick_step(record, datetime.fromisoformat(value["at"]), setup)
+                    record, outs = tick_step(record, datetime.fromisoformat(value["at"]), setup,
+                                             replay=replay)
                 else:
-                    record, outs = step[message.topic](record, value, setup)
-                wallets[account_id] = record
+                    record, outs = step[message.topic](record, value, setup, replay=replay)
+                wallets[account_id] = note(record, at(message))
             await out.send(outs)
 
     @app.timer(interval=offline_check_s)

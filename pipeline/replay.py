@@ -37,3 +37,34 @@ def recall(record: Mapping[str, Any] | None, input_id: str) -> list[Out] | None:
     if found is None:
         return None
     return [(str(topic), str(key), dict(value)) for topic, key, value in found]
+
+
+#: Where an input was read: topic, partition, offset.
+Position = tuple[str, int, int]
+
+
+def behind(record: Mapping[str, Any] | None, position: Position) -> bool:
+    """Whether the input at ``position`` was already applied to ``record``.
+
+    After a restart a worker reads again everything after its last offset commit, which can
+    be far more than the replay memory holds (Faust commits rarely under load). The record
+    keeps the highest offset it applied per topic (in the same table value as the state,
+    so both reach the changelog together); an input at or below it is a replay and changes
+    nothing. Content-based recall still answers producer-side duplicates, which arrive at
+    new offsets. A partition that changed (topic re-partitioned) compares nothing.
+    """
+    if not record:
+        return False
+    topic, partition, offset = position
+    mark = record.get("positions", {}).get(topic)
+    return mark is not None and mark[0] == partition and offset <= mark[1]
+
+
+def note(record: Mapping[str, Any], position: Position) -> dict[str, Any]:
+    """The record with ``position`` noted as applied (the highest offset per topic)."""
+    topic, partition, offset = position
+    positions = dict(record.get("positions", {}))
+    mark = positions.get(topic)
+    if mark is None or mark[0] != partition or offset > mark[1]:
+        positions[topic] = [partition, offset]
+    return {**record, "positions": positions}

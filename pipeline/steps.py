@@ -53,17 +53,21 @@ UNKNOWN_METER = "unknown_meter"
 
 
 def validate_step(record: Record | None, reading: RawReading, raw: bytes,
-                  setup: MeterSetup | None, now: datetime, *, offline: bool = False
-                  ) -> tuple[Record, list[Out]]:
+                  setup: MeterSetup | None, now: datetime, *, offline: bool = False,
+                  replay: bool = False) -> tuple[Record, list[Out]]:
     """Accept or reject a reading; an ``offline`` meter is announced online again.
 
     The input is identified by its instant and its bytes: the same message read again
     gets the same answer (accepted or rejected), even after later readings moved on.
+    A ``replay`` (an input already applied, read again after a restart) re-emits what is
+    remembered for it and otherwise changes nothing (pipeline.replay.behind).
     """
     input_id = f"{instant_key(reading.ts)}:{hashlib.sha256(raw).hexdigest()[:16]}"
     again = recall(record, input_id)
     if again is not None and record is not None:
         return record, again
+    if replay:
+        return record or {}, []
     record = dict(record or {"meter": MeterState(reading.meter_id).to_dict()})
     key = reading.meter_id
     core = Reading(reading.meter_id, reading.ts, reading.value,
@@ -107,7 +111,7 @@ def silence_step(record: Record, setup: MeterSetup | None, now: datetime) -> lis
 
 
 def rate_step(record: Record | None, accepted: dict[str, Any], setup: MeterSetup | None,
-              book: TariffBook | None) -> tuple[Record, list[Out]]:
+              book: TariffBook | None, *, replay: bool = False) -> tuple[Record, list[Out]]:
     """Rate the interval an accepted reading closes; re-key the result to its account."""
     interval = accepted.get("interval")
     meter = str(accepted["meter_id"])
@@ -118,6 +122,8 @@ def rate_step(record: Record | None, accepted: dict[str, Any], setup: MeterSetup
     again = recall(record, input_id)
     if again is not None and record is not None:
         return record, again
+    if replay:  # rating it again would count its units into the tiers twice
+        return record or {}, []
     record = dict(record or {})
     if setup is None or book is None or setup.account_id is None:
         why = "no tariff" if book is None else "no account"
@@ -175,17 +181,17 @@ def _outputs(state: WalletState, results: list[Any], setup: AccountSetup,
     return outs
 
 
-def charge_step(record: Record | None, rated: dict[str, Any], setup: AccountSetup
-                ) -> tuple[Record, list[Out]]:
+def charge_step(record: Record | None, rated: dict[str, Any], setup: AccountSetup,
+                *, replay: bool = False) -> tuple[Record, list[Out]]:
     """Deduct a rated interval's cost (the sub-fen remainder carried by the wallet)."""
     at = datetime.fromisoformat(rated["end"])
     charge = Charge(str(rated["interval_id"]), str(rated["meter_id"]),
                     parse_decimal(rated["cost"]), at)
-    return _wallet(record, charge.charge_id, charge, setup, charge.meter_id, at)
+    return _wallet(record, charge.charge_id, charge, setup, charge.meter_id, at, replay)
 
 
-def payment_step(record: Record | None, payment: dict[str, Any], setup: AccountSetup
-                 ) -> tuple[Record, list[Out]]:
+def payment_step(record: Record | None, payment: dict[str, Any], setup: AccountSetup,
+                 *, replay: bool = False) -> tuple[Record, list[Out]]:
     """Apply a top-up, refund or adjustment from the payments topic, once per key."""
     key = str(payment["idempotency_key"])
     amount = int(payment["amount_fen"])
@@ -198,27 +204,31 @@ def payment_step(record: Record | None, payment: dict[str, Any], setup: AccountS
     else:
         command = Adjustment(key, amount, str(payment.get("note") or "adjustment"))
     at = datetime.fromisoformat(payment["at"])
-    return _wallet(record, f"payment:{key}", command, setup, None, at)
+    return _wallet(record, f"payment:{key}", command, setup, None, at, replay)
 
 
 def _wallet(record: Record | None, input_id: str, command: Any, setup: AccountSetup,
-            meter_id: str | None, at: datetime) -> tuple[Record, list[Out]]:
+            meter_id: str | None, at: datetime, replay: bool) -> tuple[Record, list[Out]]:
     again = recall(record, input_id)
     if again is not None and record is not None:
         return record, again
+    if replay:
+        return record or {}, []
     state, results = apply(_state(record, setup), command, at)
     outs = _outputs(state, results, setup, meter_id, at)
     new = {**(record or {}), "wallet": state.to_dict()}
     return remember(new, input_id, outs), outs
 
 
-def tick_step(record: Record | None, at: datetime, setup: AccountSetup
-              ) -> tuple[Record, list[Out]]:
+def tick_step(record: Record | None, at: datetime, setup: AccountSetup,
+              *, replay: bool = False) -> tuple[Record, list[Out]]:
     """A tick from the timer: carry out a disconnect deferred to the end of its window."""
     input_id = f"tick:{instant_key(at)}"
     again = recall(record, input_id)
     if again is not None and record is not None:
         return record, again
+    if replay:
+        return record or {}, []
     state, results = tick(_state(record, setup), at)
     outs = _outputs(state, results, setup, None, at)
     new = {**(record or {}), "wallet": state.to_dict()}

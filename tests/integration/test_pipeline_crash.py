@@ -118,6 +118,9 @@ def crash_and_recover(stack: Settings, db: psycopg.Connection, run: str, meters:
         assert numbers == list(range(1, len(numbers) + 1)), account
     mismatches = [m for m in reconcile(db) if m.account_id.startswith(f"KA{run}-")]
     assert mismatches == []
+    # Readings read again after the restart are replays, not out-of-order readings.
+    assert db.execute("SELECT reason, count(*) FROM rejected_readings WHERE meter_id LIKE %s "
+                      "GROUP BY 1", (f"K{run}-%",)).fetchall() == []
     balances = db.execute("SELECT count(*) FROM balances WHERE account_id LIKE %s",
                           (f"KA{run}-%",)).fetchone()
     assert balances == (METERS // 2,)

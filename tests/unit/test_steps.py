@@ -192,3 +192,43 @@ def test_tariff_versions_parse_once_per_change() -> None:
     versions = TariffVersions("flat", (FLAT,))
     assert cache.book(versions) is cache.book(versions)
     assert load_tariff_text(FLAT, "x").id == "flat"
+
+
+def test_a_replay_beyond_the_memory_changes_nothing_and_emits_nothing() -> None:
+    """After a restart far behind the last commit: old inputs are neither rejected as out of
+    order nor rated into the tiers again."""
+    record, _ = validate_step(None, reading(0, "100"), b"r0", METER, T0)
+    for n in range(1, 60):  # far more readings than the replay memory holds
+        record, _ = validate_step(record, reading(15 * n, str(100 + n)), f"r{n}".encode(),
+                                  METER, T0)
+    assert validate_step(record, reading(15, "101"), b"r1", METER, T0, replay=True) == (
+        record, [])
+    # Not a replay: the same old reading from a producer is out of order.
+    _, outs = validate_step(record, reading(15, "101"), b"r1", METER, T0)
+    assert outs[0][2]["reason"] == "out_of_order"
+
+    book = TariffVersions("flat", (FLAT,)).book()
+    tiers: dict[str, Any] | None = None
+    for n in range(1, 40):
+        accepted = {"meter_id": "M1", "interval": {
+            "start": (T0 + timedelta(minutes=15 * (n - 1))).isoformat(),
+            "end": (T0 + timedelta(minutes=15 * n)).isoformat(), "units": "1",
+            "band_units": None, "rollover": False}}
+        if n == 1:
+            first = accepted
+        tiers, _ = rate_step(tiers, accepted, METER, book)
+    assert rate_step(tiers, first, METER, book, replay=True) == (tiers, [])
+
+    wallet, _ = payment_step(None, payment("k", 10000), ACCOUNT)
+    for minute in range(1, 40):
+        wallet, _ = charge_step(wallet, rated(minute, "1.00"), ACCOUNT)
+    assert charge_step(wallet, rated(1, "1.00"), ACCOUNT, replay=True) == (wallet, [])
+    assert payment_step(wallet, payment("k", 10000), ACCOUNT, replay=True)[1] == []
+    assert tick_step(wallet, T0, ACCOUNT, replay=True) == (wallet, [])
+
+
+def test_a_replay_still_re_emits_what_the_memory_holds() -> None:
+    record, _ = validate_step(None, reading(0, "100"), b"r0", METER, T0)
+    record, first = validate_step(record, reading(15, "101"), b"r1", METER, T0)
+    assert validate_step(record, reading(15, "101"), b"r1", METER, T0, replay=True) == (
+        record, first)
