@@ -47,10 +47,14 @@ INVALID_AMOUNT = "invalid_amount"
 
 
 def open_account(account_id: str, config: WalletConfig | None = None) -> WalletState:
-    """A new wallet at zero balance; levels already at or above zero count as fired."""
-    config = config or WalletConfig()
-    fired = frozenset(i for i, t in enumerate(config.thresholds_fen, 1) if t >= 0)
-    return WalletState(account_id, config, fired_levels=fired)
+    """A new wallet at zero balance with no alarm announced yet.
+
+    Its level is already what the balance says (``alarm_level``), but the alarms are raised
+    by the first posting: a first top-up that leaves the balance under a threshold warns
+    the tenant, where counting the levels as announced at opening would stay silent until
+    the balance had once risen above them.
+    """
+    return WalletState(account_id, config or WalletConfig())
 
 
 def _refuse(

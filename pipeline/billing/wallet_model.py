@@ -109,8 +109,10 @@ class WalletState:
 
     @property
     def alarm_level(self) -> int:
-        """0 (no alarm) to 3: the deepest threshold the balance is at or below."""
-        return max(self.fired_levels, default=0)
+        """0 (no alarm) to 3: the deepest threshold the balance is at or below. After any
+        posting this is the deepest level announced (``fired_levels``)."""
+        return max((level for level, threshold in enumerate(self.config.thresholds_fen, 1)
+                    if self.balance_fen <= threshold), default=0)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -264,7 +264,18 @@ def test_config_validation() -> None:
 
 def test_open_account_with_negative_thresholds() -> None:
     state = open_account("A1", WalletConfig(thresholds_fen=(100, -100, -200), overdraft_fen=300))
-    assert state.fired_levels == {1}
+    assert state.fired_levels == set() and state.alarm_level == 1
+
+
+def test_a_first_top_up_below_the_thresholds_warns_once() -> None:
+    state = open_account("A1")  # thresholds 5000, 2000, 1000
+    assert state.alarm_level == 3, "an empty account is at the deepest level"
+    state, out = apply(state, TopUp("t1", 1500), NOON)  # 15.00: under 50.00 and 20.00
+    assert [a.level for a in of(out, LowBalanceAlarm)] == [1, 2] and state.alarm_level == 2
+    state, out = apply(state, TopUp("t2", 100), NOON)  # 16.00: still level 2, nothing new
+    assert of(out, LowBalanceAlarm) == []
+    state, out = apply(state, charge(1, "6"), NOON)  # 10.00: level 3
+    assert [a.level for a in of(out, LowBalanceAlarm)] == [3]
 
 
 def test_state_round_trip() -> None:
