@@ -40,6 +40,9 @@ TARIFF_FOR = {  # profile -> example tariff file
 LOW_EVERY = 8  # one room in eight starts nearly empty and is cut off during the demo
 
 
+SITE = "demo-park"
+
+
 def room_of(index: int) -> str:
     """Building A-D, 6 floors, 10 rooms a floor: A-1-0101 ..."""
     building = "ABCD"[index // 60 % 4]
@@ -47,63 +50,89 @@ def room_of(index: int) -> str:
     return f"{building}-{floor}-{floor:02d}{index % 10 + 1:02d}"
 
 
-def open_rooms(conn: psycopg.Connection, entries: list[MeterEntry], run: str) -> list[str]:
+def furnish(conn: psycopg.Connection, rooms: list[str]) -> None:
+    """The demo park's site, buildings, floors and rooms (kept across runs)."""
+    conn.execute("INSERT INTO sites (site_id, name) VALUES (%s, 'Demo industrial park') "
+                 "ON CONFLICT DO NOTHING", (SITE,))
+    for room in rooms:
+        building, floor, _ = room.split("-")
+        conn.execute("INSERT INTO buildings (building_id, site_id, name) VALUES (%s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", (f"{SITE}-{building}", SITE, f"Building {building}"))
+        conn.execute("INSERT INTO floors (floor_id, building_id, level, name) "
+                     "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                     (f"{SITE}-{building}-{floor}", f"{SITE}-{building}", int(floor),
+                      f"Floor {floor}"))
+        conn.execute("INSERT INTO rooms (room_id, floor_id, name, area_m2) "
+                     "VALUES (%s, %s, %s, 36.5) ON CONFLICT DO NOTHING",
+                     (f"{SITE}-{room}", f"{SITE}-{building}-{floor}", room))
+
+
+def retire_previous(conn: psycopg.Connection, prefix: str) -> int:
+    """Meters of an earlier demo run leave their rooms (their accounts keep their ledgers)."""
+    return conn.execute(
+        "UPDATE meters SET removed_at = now() WHERE removed_at IS NULL AND room_id IN "
+        "(SELECT room_id FROM rooms r JOIN floors f USING (floor_id) JOIN buildings b "
+        "USING (building_id) WHERE b.site_id = %s) AND meter_id NOT LIKE %s",
+        (SITE, f"{prefix}%")).rowcount
+
+
+def open_rooms(conn: psycopg.Connection, entries: list[MeterEntry], prefix: str) -> list[str]:
+    """One account per room and commodity, named after the run (``<prefix><room>-E``), so a
+    new run starts from fresh balances; a few start nearly empty."""
     tariffs: dict[str, TariffSpec] = {}
     for name in set(TARIFF_FOR.values()):
         body = (EXAMPLES / name).read_text()
         parsed = load_tariff_text(body, name)
         tariffs[name] = TariffSpec(parsed.id, parsed.commodity, parsed.valid_from, body)
+    furnish(conn, [room_of(index) for index in range(len(entries))])
     accounts = []
     for index, entry in enumerate(entries):
-        account = f"ROOM-{room_of(index)}-{entry.commodity[0].upper()}"
+        room = room_of(index)
+        account = f"{prefix}{room}-{entry.commodity[0].upper()}"
         tariff = tariffs[TARIFF_FOR.get(entry.profile or "", TARIFF_FOR["residential"]
                                         if entry.commodity == "electricity" else
                                         TARIFF_FOR["water"])]
-        spec = AccountSpec(account, f"Room {room_of(index)} ({entry.profile or entry.commodity})",
+        spec = AccountSpec(account, f"Room {room} ({entry.profile or entry.commodity})",
                            (MeterSpec(entry.meter_id, entry.commodity, entry.protocol,
                                       entry.address),), (tariff,), WalletConfig())
         open_account(conn, spec)
-        opening = 300 if index % LOW_EVERY == 0 else 20000 + 500 * (index % 17)
-        record_payment(conn, account, "topup", opening, f"demo-{run}-{account}-opening",
+        conn.execute("UPDATE accounts SET room_id = %s WHERE account_id = %s",
+                     (f"{SITE}-{room}", account))
+        conn.execute("UPDATE meters SET room_id = %s WHERE meter_id = %s",
+                     (f"{SITE}-{room}", entry.meter_id))
+        opening = 60 if index % LOW_EVERY == 0 else 20000 + 500 * (index % 17)
+        record_payment(conn, account, "topup", opening, f"{account}-opening",
                        operator="demo", note="opening balance")
         accounts.append(account)
+    retire_previous(conn, prefix)
     return accounts
 
 
 def _view(conn: psycopg.Connection, accounts: list[str]) -> Group:
     rows = conn.execute("""
-        SELECT a.account_id, m.meter_id, m.protocol, b.balance_fen, b.alarm_level, b.supply,
-               (SELECT kind FROM meter_events e WHERE e.meter_id = m.meter_id
-                 AND e.kind IN ('online', 'offline') ORDER BY at DESC LIMIT 1),
-               (SELECT max(ts) FROM readings r WHERE r.meter_id = m.meter_id),
-               (SELECT sum(units) FROM usage_daily u WHERE u.meter_id = m.meter_id
-                 AND u.bucket = (now() AT TIME ZONE 'Asia/Shanghai')::date),
-               (SELECT sum(amount_yuan) FROM usage_daily u WHERE u.meter_id = m.meter_id
-                 AND u.bucket = (now() AT TIME ZONE 'Asia/Shanghai')::date)
-        FROM accounts a JOIN meters m ON m.account_id = a.account_id
-        LEFT JOIN balances b ON b.account_id = a.account_id
-        WHERE a.account_id = ANY(%s)
-        ORDER BY coalesce(b.balance_fen, 0), a.account_id""", (accounts,)).fetchall()
+        SELECT account_id, room_name, meter_id, protocol, balance_fen, alarm_level, supply,
+               online, last_reading_at, today_units, today_yuan
+        FROM meter_status WHERE account_id = ANY(%s)
+        ORDER BY coalesce(balance_fen, 0), account_id""", (accounts,)).fetchall()
     table = Table(title="Rooms (lowest balance first)", expand=False)
-    for column in ("room", "meter", "protocol", "state", "balance ¥", "alarm", "supply",
-                   "today units", "today ¥"):
+    for column in ("room", "account", "meter", "protocol", "state", "balance ¥", "alarm",
+                   "supply", "today units", "today ¥"):
         table.add_column(column)
     counts = {"online": 0, "offline": 0, "disconnected": 0, "alarm": 0}
-    for account, meter, protocol, fen, level, supply, online, last, units, money in rows:
-        state = "offline" if online == "offline" else ("online" if last else "waiting")
+    for account, room, meter, protocol, fen, level, supply, online, last, units, money in rows:
+        state = ("online" if online else "offline") if last else "waiting"
         counts["online" if state == "online" else "offline"] += state != "waiting"
         counts["disconnected"] += supply == "disconnected"
         counts["alarm"] += bool(level)
         if len(table.rows) >= 25:
             continue
         table.add_row(
-            account.removeprefix("ROOM-"), meter, protocol,
+            room, account, meter, protocol,
             f"[green]{state}[/]" if state == "online" else f"[yellow]{state}[/]",
             _yuan(fen),
             f"[red]L{level}[/]" if level else "-",
             f"[red]{supply}[/]" if supply == "disconnected" else (supply or "-"),
-            "-" if units is None else f"{units:.2f}",
-            "-" if money is None else f"{money:.2f}",
+            f"{units:.2f}", f"{money:.2f}",
         )
     summary = (f"{len(rows)} rooms: {counts['online']} online, {counts['offline']} offline, "
                f"{counts['alarm']} in alarm, {counts['disconnected']} disconnected  "
@@ -135,8 +164,9 @@ def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
                            env=env)
 
     try:
+        prefix = f"D{run[-6:]}-"
         start("fleet", "simulate", "fleet", "--meters", str(meters), "--speed", str(speed),
-              "--fleet-file", str(fleet_file), "--mqtt-interval", "5", "--prefix", f"D{run[-6:]}-")
+              "--fleet-file", str(fleet_file), "--mqtt-interval", "5", "--prefix", prefix)
         deadline = time.monotonic() + 60
         with console.status("starting the simulated fleet"):
             while not fleet_file.exists():
@@ -146,7 +176,7 @@ def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
         entries = list(load_fleet(fleet_file))
         with psycopg.connect(settings.dsn, autocommit=True) as conn:
             upsert_db(conn, entries)
-            accounts = open_rooms(conn, entries, run)
+            accounts = open_rooms(conn, entries, prefix)
             console.print(f"{len(entries)} meters registered, {len(accounts)} rooms opened")
             start("worker", "worker")
             start("relay", "relay")
