@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -68,13 +69,14 @@ RETURNING meter_id, end_ts, coalesce(band, ''), units, amount_yuan
 
 ROLLUP = """
 INSERT INTO {table} (meter_id, bucket, band, units, amount_yuan)
-VALUES (%s, {bucket}, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (meter_id, bucket, band) DO UPDATE
 SET units = {table}.units + excluded.units, amount_yuan = {table}.amount_yuan + excluded.amount_yuan
 """
-HOURLY = ROLLUP.format(table="usage_hourly", bucket="date_trunc('hour', %s::timestamptz)")
-DAILY = ROLLUP.format(
-    table="usage_daily", bucket="(%s::timestamptz AT TIME ZONE 'Asia/Shanghai')::date")
+HOURLY = ROLLUP.format(table="usage_hourly")
+DAILY = ROLLUP.format(table="usage_daily")
+#: The day of a rollup is the local day of the sites (the default site time zone, 0004).
+REPORT_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def _lines(r: Row) -> list[tuple[Any, ...]]:
@@ -86,22 +88,44 @@ def _lines(r: Row) -> list[tuple[Any, ...]]:
             for n, (band, step, units, amount) in enumerate(rows)]
 
 
-async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Rated lines, and the rollups for the lines that were new (each added once).
+def rollups(fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]
+            ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Hourly and daily rollup increments of newly inserted lines, summed per bucket.
 
-    A rated interval counts in the hour and the day (Asia/Shanghai) in which it ends.
+    A rated interval counts in the hour (UTC) and the day (``REPORT_ZONE``) in which it
+    ends. Surcharges are money only in rated_lines, not band units, so they are left out.
     """
+    hourly: dict[tuple[str, datetime, str], tuple[Decimal, Decimal]] = {}
+    daily: dict[tuple[str, date, str], tuple[Decimal, Decimal]] = {}
+    zero = (Decimal(0), Decimal(0))
+    for meter, end, band, units, amount in fresh:
+        if band.startswith("+"):
+            continue
+        hour = (meter, end.astimezone(UTC).replace(minute=0, second=0, microsecond=0), band)
+        day = (meter, end.astimezone(REPORT_ZONE).date(), band)
+        hourly[hour] = (hourly.get(hour, zero)[0] + units, hourly.get(hour, zero)[1] + amount)
+        daily[day] = (daily.get(day, zero)[0] + units, daily.get(day, zero)[1] + amount)
+    return ([(*key, *sums) for key, sums in sorted(hourly.items())],
+            [(*key, *sums) for key, sums in sorted(daily.items())])
+
+
+async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+    """Rated lines, and the rollups for the lines that were new (each added once), all
+    pipelined in one transaction (a replayed line inserts nothing, so adds nothing)."""
+    lines = [params for row in rows for params in _lines(row)]
+    if not lines:
+        return
     async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(INSERT_LINE, lines, returning=True)
         fresh: list[tuple[Any, ...]] = []
-        for row in rows:
-            for params in _lines(row):
-                await cur.execute(INSERT_LINE, params)
-                fresh.extend(await cur.fetchall())
-        for meter, end, band, units, amount in fresh:
-            if band.startswith("+"):
-                continue  # surcharges: money only in rated_lines, not in band units
-            await cur.execute(HOURLY, (meter, end, band, units, amount))
-            await cur.execute(DAILY, (meter, end, band, units, amount))
+        while True:
+            fresh.extend(await cur.fetchall())
+            if not cur.nextset():
+                break
+        hourly, daily = rollups(fresh)
+        if hourly:
+            await cur.executemany(HOURLY, hourly)
+            await cur.executemany(DAILY, daily)
 
 
 async def write_ledger(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
