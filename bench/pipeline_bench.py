@@ -92,7 +92,8 @@ class Watcher(threading.Thread):
                 now = time.time()
                 for record in records:
                     value = json.loads(record.value)
-                    ident = f"{value.get('account_id')}:{value.get('seq')}:{value.get('command_id')}"
+                    ident = ":".join(str(value.get(field))
+                                     for field in ("account_id", "seq", "command_id"))
                     if ident in self.seen:
                         self.repeats += 1  # a re-emission after a redelivery: counted once
                         continue

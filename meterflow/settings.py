@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     worker_web_port: int = 16066
     config_refresh_s: float = Field(5.0, gt=0, description="Configuration reload period")
     offline_check_s: float = Field(15.0, gt=0, description="Offline/deferred-disconnect check")
+    worker_session_timeout_s: float = Field(
+        30.0, ge=6, le=300,
+        description="Kafka group session timeout: how soon a dead worker's partitions move")
 
     # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")

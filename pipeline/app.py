@@ -41,6 +41,7 @@ def create_app(settings: Settings, clock: Clock = utc_now, role: str = "all") ->
         web_bind="127.0.0.1",
         web_port=settings.worker_web_port,
         producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )

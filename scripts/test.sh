@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . scripts/env.sh
 echo "== ruff"
-.venv/bin/ruff check meterflow pipeline connectors tests
+.venv/bin/ruff check meterflow pipeline connectors tests bench
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

@@ -21,12 +21,18 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from connectors.codec_bcd import digits_to_le, le_to_digits
+from connectors.codec_envelope import (
+    END,
+    START,
+    WAKEUP,
+    checked_frame,
+    checksum,
+    verify_end,
+)
+from connectors.codec_envelope import strip_preamble as strip_preamble  # public here too
 from connectors.codec_errors import Cjt188Error, ErrorKind
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
 
-START = 0x68
-END = 0x16
-WAKEUP = 0xFE
 HEADER_LEN = 11  # 68 T A0..A6 C L
 MIN_FRAME_LEN = HEADER_LEN + 2
 BROADCAST = "AAAAAAAAAAAAAA"
@@ -45,11 +51,6 @@ class Function(IntEnum):
     READ_KEY_VERSION = 0x09
     WRITE_ADDRESS = 0x15
     WRITE_BASE = 0x16
-
-
-def checksum(body: bytes | bytearray) -> int:
-    """§5.1.7: arithmetic sum modulo 256 of the bytes from 68 through DATA."""
-    return sum(body) & 0xFF
 
 
 def encode_address(address: str) -> bytes:
@@ -114,13 +115,6 @@ def encode_link(
     return wake + bytes(body)
 
 
-def strip_preamble(raw: bytes) -> bytes:
-    index = 0
-    while index < len(raw) and raw[index] == WAKEUP:
-        index += 1
-    return raw[index:]
-
-
 def frame_length(head: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> int:
     """Total length of the frame starting at ``head[0]`` (needs the 11 header bytes)."""
     if head[0] != START:
@@ -136,46 +130,13 @@ def frame_length(head: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> int:
 
 def verify(frame: bytes) -> None:
     """End byte and checksum of a frame of the right length."""
-    if frame[-1] != END:
-        raise Cjt188Error(ErrorKind.DELIMITER, f"missing end 0x16, got 0x{frame[-1]:02X}")
-    expected = checksum(frame[:-2])
-    if frame[-2] != expected:
-        raise Cjt188Error(
-            ErrorKind.CHECKSUM, f"bad checksum: expected 0x{expected:02X}, got 0x{frame[-2]:02X}"
-        )
+    verify_end(frame, Cjt188Error)
 
 
 def decode_link(raw: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> LinkFrame:
     """Exactly one frame (optionally after FE bytes) -> :class:`LinkFrame`."""
-    frame = strip_preamble(bytes(raw))
-    if not frame:
-        raise Cjt188Error(
-            ErrorKind.TRUNCATED, f"no frame: need at least {MIN_FRAME_LEN} bytes", needed=13
-        )
-    if frame[0] != START:
-        raise Cjt188Error(ErrorKind.DELIMITER, f"missing start 0x68, got 0x{frame[0]:02X}")
-    if len(frame) < HEADER_LEN:
-        needed = MIN_FRAME_LEN - len(frame)
-        raise Cjt188Error(
-            ErrorKind.TRUNCATED,
-            f"truncated frame: {len(frame)} bytes, need at least {needed} more",
-            needed=needed,
-        )
-    total = frame_length(frame, quirks=quirks)
-    if len(frame) < total:
-        needed = total - len(frame)
-        raise Cjt188Error(
-            ErrorKind.TRUNCATED,
-            f"truncated frame: L={frame[10]} needs {total} bytes, got {len(frame)} "
-            f"({needed} more needed)",
-            needed=needed,
-        )
-    if len(frame) > total:
-        raise Cjt188Error(
-            ErrorKind.LENGTH,
-            f"bad length: L={frame[10]} gives a {total}-byte frame, got {len(frame)} bytes",
-        )
-    verify(frame)
+    frame = checked_frame(raw, error=Cjt188Error, header_len=HEADER_LEN,
+                          frame_length=lambda head: frame_length(head, quirks=quirks))
     return LinkFrame(
         meter_type=frame[1],
         address=decode_address(frame[2:9]),

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from connectors.codec_bcd import digits_to_le, le_to_digits
+from connectors.codec_envelope import END, START, WAKEUP, checked_frame, checksum
+from connectors.codec_envelope import strip_preamble as strip_preamble  # public here too
 from connectors.codec_errors import Dlt645Error, ErrorKind
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
 
-START = 0x68
-END = 0x16
-WAKEUP = 0xFE
 OFFSET = 0x33
 HEADER_LEN = 10  # 68 A0..A5 68 C L
 MIN_FRAME_LEN = HEADER_LEN + 2  # + CS 16
@@ -59,11 +58,6 @@ class Function(IntEnum):
     CLEAR_EVENTS = 0x1B
     RELAY = 0x1C
     MULTI_OUTPUT = 0x1D
-
-
-def checksum(body: bytes | bytearray) -> int:
-    """§7.1.6: arithmetic sum modulo 256 of the bytes from the first 0x68 through DATA."""
-    return sum(body) & 0xFF
 
 
 def encode_address(address: str) -> bytes:
@@ -151,14 +145,6 @@ def encode_link(
     return wake + bytes(body)
 
 
-def strip_preamble(raw: bytes) -> bytes:
-    """The bytes after any leading FE wake-up bytes (§5.1.2)."""
-    index = 0
-    while index < len(raw) and raw[index] == WAKEUP:
-        index += 1
-    return raw[index:]
-
-
 def frame_length(head: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> int:
     """Total length of the frame starting at ``head[0]`` (needs the 10 header bytes).
 
@@ -182,44 +168,11 @@ def frame_length(head: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> int:
 def decode_link(raw: bytes, *, quirks: CodecQuirks = DEFAULT_QUIRKS) -> LinkFrame:
     """Exactly one frame (optionally after FE bytes) -> :class:`LinkFrame`.
 
-    Checks, in order: the start 0x68, enough bytes, the second 0x68, L against the
-    frame size, the end 0x16, CS, then the BCD address.
+    Checks, in order: the envelope (connectors.codec_envelope: start 0x68, enough bytes,
+    L against the frame size, the end 0x16, CS), the second 0x68, then the BCD address.
     """
-    frame = strip_preamble(bytes(raw))
-    if not frame:
-        raise Dlt645Error(
-            ErrorKind.TRUNCATED, f"no frame: need at least {MIN_FRAME_LEN} bytes", needed=12
-        )
-    if frame[0] != START:
-        raise Dlt645Error(ErrorKind.DELIMITER, f"missing start 0x68, got 0x{frame[0]:02X}")
-    if len(frame) < HEADER_LEN:
-        needed = MIN_FRAME_LEN - len(frame)
-        raise Dlt645Error(
-            ErrorKind.TRUNCATED,
-            f"truncated frame: {len(frame)} bytes, need at least {needed} more",
-            needed=needed,
-        )
-    total = frame_length(frame, quirks=quirks)
-    if len(frame) < total:
-        needed = total - len(frame)
-        raise Dlt645Error(
-            ErrorKind.TRUNCATED,
-            f"truncated frame: L={frame[9]} needs {total} bytes, got {len(frame)} "
-            f"({needed} more needed)",
-            needed=needed,
-        )
-    if len(frame) > total:
-        raise Dlt645Error(
-            ErrorKind.LENGTH,
-            f"bad length: L={frame[9]} gives a {total}-byte frame, got {len(frame)} bytes",
-        )
-    if frame[-1] != END:
-        raise Dlt645Error(ErrorKind.DELIMITER, f"missing end 0x16, got 0x{frame[-1]:02X}")
-    expected = checksum(frame[:-2])
-    if frame[-2] != expected:
-        raise Dlt645Error(
-            ErrorKind.CHECKSUM, f"bad checksum: expected 0x{expected:02X}, got 0x{frame[-2]:02X}"
-        )
+    frame = checked_frame(raw, error=Dlt645Error, header_len=HEADER_LEN,
+                          frame_length=lambda head: frame_length(head, quirks=quirks))
     address = decode_address(frame[1:7])
     data = bytes((b - OFFSET) & 0xFF for b in frame[HEADER_LEN:-2])
     return LinkFrame(address=address, control=frame[8], data=data)

@@ -53,7 +53,7 @@ def state_root() -> Path:
 def env_of(settings: Settings) -> dict[str, str]:
     """Environment for a child process that must use the same settings."""
     env = {**os.environ, "METERFLOW_STATE_DIR": str(settings.state_dir)}
-    for name in (*TEST_PORTS, "worker_id"):
+    for name in (*TEST_PORTS, "worker_id", "worker_session_timeout_s"):
         env[f"METERFLOW_{name.upper()}"] = str(getattr(settings, name))
     return env
 
@@ -65,6 +65,8 @@ def stack_settings() -> Settings:
     return Settings.model_validate({
         "state_dir": state_root() / f"test-{PORT_BASE}",
         "worker_id": f"meterflow-test-{uuid.uuid4().hex[:8]}",
+        # A killed worker's partitions move after this; keeps crash tests short.
+        "worker_session_timeout_s": 10,
         **TEST_PORTS,
     })
 
@@ -111,7 +113,7 @@ def start_worker(stack: Settings, log: Path, role: str = "all") -> subprocess.Po
         )
     try:
         wait_for(lambda: b"Worker]: Ready" in log.read_bytes()[start:]
-                 or proc.poll() is not None, 60, "the worker to be ready")
+                 or proc.poll() is not None, 150, "the worker to be ready")
         assert proc.poll() is None, log.read_text()
     except BaseException:
         terminate(proc.pid, grace_s=5)
