@@ -41,9 +41,10 @@ from meterflow.stack import local  # noqa: E402
 from meterflow.stack.process import terminate  # noqa: E402
 from pipeline import topics  # noqa: E402
 
-# Below the kernel's ephemeral port range, like every default port of the project.
-PORTS = {"kafka_port": 27092, "kafka_controller_port": 27093, "pg_port": 27432,
-         "mqtt_port": 27883, "worker_web_port": 27066}
+# Below the kernel's ephemeral port range, like every default port of the project, and
+# apart from the test stacks' bases (METERFLOW_TEST_PORT_BASE, 25000-31999 in practice).
+PORTS = {"kafka_port": 23092, "kafka_controller_port": 23093, "pg_port": 23432,
+         "mqtt_port": 23883, "worker_web_port": 23066}
 TARIFF = "id: bench\ncommodity: electricity\nunit: kWh\ncurrency: CNY\n" \
          "timezone: Asia/Shanghai\nprice: 0.5\n"
 
