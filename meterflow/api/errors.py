@@ -8,6 +8,7 @@ an unreachable database is 503. Nothing a client sends may end in a 500.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meterflow.account_ops import Missing
 from meterflow.account_spec import InvalidAccount
 from meterflow.accounts import AccountConflict
 from meterflow.api.tokens import UserError
@@ -52,9 +54,17 @@ def body(errors: list[tuple[str, str]]) -> dict[str, Any]:
     return {"detail": detail, "errors": [{"field": f, "reason": r} for f, r in errors]}
 
 
+class AsciiJSONResponse(JSONResponse):
+    """Errors echo what was sent, which may hold lone surrogates (``"\\ud800"`` in JSON):
+    escaped to ASCII they still render, where UTF-8 encoding would fail with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def _answer(status: int, errors: list[tuple[str, str]],
             headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body(errors), status_code=status, headers=headers)
+    return AsciiJSONResponse(body(errors), status_code=status, headers=headers)
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -123,6 +133,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AccountConflict)
     async def _account_conflict(_: Request, exc: AccountConflict) -> JSONResponse:
         return _answer(409, [_split(str(exc))])
+
+    @app.exception_handler(Missing)
+    async def _missing(_: Request, exc: Missing) -> JSONResponse:
+        return _answer(404, [(exc.field, exc.reason)])
 
     @app.exception_handler(UserError)
     async def _user(_: Request, exc: UserError) -> JSONResponse:

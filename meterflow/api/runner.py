@@ -31,6 +31,8 @@ from meterflow.payments import IdempotencyConflict, UnknownAccount
 
 log = logging.getLogger("meterflow.api.batches")
 CHUNK = 200
+#: High bits of the batch locks' keys, apart from the migrations' lock (meterflow/db).
+LOCK_SPACE = 0x6D66 << 32
 DOMAIN_ERRORS = (ApiError, InvalidPayment, UnknownAccount, IdempotencyConflict,
                  InvalidAccount, AccountConflict, Missing, psycopg.errors.IntegrityError,
                  psycopg.errors.DataError)
@@ -89,8 +91,8 @@ def run_item(ctx: Ctx, batch: dict[str, Any], item: int, target: str) -> dict[st
 def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | None = None
               ) -> int:
     """Run a batch's pending items (under its advisory lock); return how many were done."""
-    lock = zlib.crc32(batch_id.encode())
-    locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (0x6D66, lock)).fetchone()
+    lock = LOCK_SPACE | zlib.crc32(batch_id.encode())
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (lock,)).fetchone()
     if not locked or not locked[0]:
         return 0
     done = 0
@@ -129,7 +131,7 @@ def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | N
                 done += 1
         return done
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (0x6D66, lock))
+        conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (lock,))
 
 
 class Runner:

@@ -25,6 +25,8 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 def _no_nul(text: str) -> str:
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValueError("must not contain lone surrogates (not valid Unicode text)")
     return text
 
 
