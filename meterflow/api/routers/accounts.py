@@ -29,8 +29,8 @@ from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, page, rows, yuan
+from meterflow.api.routers.payments import pay
 from meterflow.api.types import FenOrZero, Id, Name
-from meterflow.payments import record_payment
 from pipeline.billing import WalletConfig
 
 router = APIRouter(tags=["accounts"])
@@ -194,9 +194,8 @@ def _import(ctx: Ctx, raw: bytes) -> dict[str, Any]:
     topups = []
     for row in parsed:
         if row.topup_fen:
-            paid = record_payment(conn, row.account.account_id, "topup", row.topup_fen,
-                                  f"open:{row.account.account_id}:initial",
-                                  ctx.actor.name[:64], "initial top-up (import)")
+            paid = pay(ctx, "topup", row.account.account_id, row.topup_fen,
+                       f"open:{row.account.account_id}:initial", "initial top-up (import)")
             topups.append({"account_id": paid.account_id, "payment_id": paid.payment_id,
                            "amount": yuan(paid.amount_fen), "replayed": paid.replayed})
     return {"rows": len(parsed), "opened": opened,
