@@ -6,15 +6,26 @@ tests use httpx as any client would.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
+from meterflow.settings import Settings
+from meterflow.stack.process import terminate
+
 from .api_support import fields, open_account, tariff_text, uid
-from .conftest import ApiSession
+from .conftest import API_PORT, REPO, ApiSession, env_of, wait_for
 
 pytestmark = pytest.mark.integration
+
+
 def test_health_needs_no_token_and_everything_else_does(api: ApiSession) -> None:
     with api.client(None) as anonymous:
         health = anonymous.get("/health")
@@ -192,18 +203,49 @@ def test_meters_register_patch_unknown_and_replace(api: ApiSession, tariff_id: s
         assert shown["account_id"] == account and shown["tariff_in_force"] == tariff_id
         assert shown["replacement"]["final_reading"] == "120.500"
         assert c.post("/topups", json={}).status_code == 403
+    # The old meter stays configured for the workers until its final reading is rated.
+    snapshot = asyncio.run(workers_config(db))
+    assert snapshot.meters[meter].removed is False
+    assert snapshot.meters[f"{meter}-2"].tariff_id == tariff_id
     raw = db.execute("SELECT key, payload->>'value' FROM outbox WHERE topic = "
                      "'meterflow.readings.raw' AND key = ANY(%s) ORDER BY key",
                      ([meter, f"{meter}-2"],)).fetchall()
     assert raw == [(meter, "120.5"), (f"{meter}-2", "0")]
 
 
-def test_future_tariff_assignment_changes_nothing_before_its_moment(
-        api: ApiSession, tariff_id: str, db: psycopg.Connection) -> None:
-    import asyncio
-
+async def workers_config(db: psycopg.Connection) -> Any:
+    """What a worker's configuration reload reads now (pipeline/config_source.py)."""
     from pipeline.config_source import load
 
+    async with await psycopg.AsyncConnection.connect(db.info.dsn + " password=meterflow") as conn:
+        return await load(conn)
+
+
+def test_health_is_503_while_the_database_is_unreachable(stack: Settings,
+                                                         tmp_path: Path) -> None:
+    env = {**env_of(stack), "METERFLOW_API_PORT": str(API_PORT + 1),
+           "METERFLOW_PG_PORT": str(API_PORT + 2)}  # nothing listens there
+    log = tmp_path / "api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "meterflow.cli", "api"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=REPO)
+    try:
+        def answer() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{API_PORT + 1}/api/v1/health", timeout=10)
+            except httpx.HTTPError:
+                return None
+
+        response = wait_for(answer, 60, "the API to answer")
+        assert response.status_code == 503, response.text
+        assert response.json()["database"] == "unreachable"
+    finally:
+        terminate(proc.pid, grace_s=10)
+
+
+def test_future_tariff_assignment_changes_nothing_before_its_moment(
+        api: ApiSession, tariff_id: str, db: psycopg.Connection) -> None:
     account, meter = open_account(api, tariff_id)
     other = uid("tar2").replace(":", "")
     with api.client() as admin:
@@ -218,9 +260,7 @@ def test_future_tariff_assignment_changes_nothing_before_its_moment(
         assert water.status_code == 404 and fields(water) == ["tariff_id"]
 
     async def tariff_in_workers() -> str | None:
-        async with await psycopg.AsyncConnection.connect(
-                db.info.dsn + " password=meterflow") as conn:
-            return (await load(conn)).meters[meter].tariff_id
+        return (await workers_config(db)).meters[meter].tariff_id
 
     assert asyncio.run(tariff_in_workers()) == tariff_id
     with api.client() as admin:
