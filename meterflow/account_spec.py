@@ -121,12 +121,18 @@ def account_spec(account_id: str, name: str, meters: list[str],
     if not ID_PATTERN.fullmatch(account_id):
         raise InvalidAccount(f"ACCOUNT {account_id!r}: not 1-64 of A-Z a-z 0-9 . _ : -")
     specs = tuple(parse_meter(m) for m in meters)
+    parsed = tuple(parse_tariff_file(text, source) for source, text in tariffs)
+    return build_spec(account_id, name, specs, parsed, wallet)
+
+
+def build_spec(account_id: str, name: str, specs: tuple[MeterSpec, ...],
+               parsed: tuple[TariffSpec, ...], wallet: WalletConfig) -> AccountSpec:
+    """The checks of :func:`account_spec` on parsed parts (the API and CSV import use it)."""
     seen: set[str] = set()
     for meter in specs:
         if meter.meter_id in seen:
             raise InvalidAccount(f"--meter {meter.meter_id}: given twice")
         seen.add(meter.meter_id)
-    parsed = tuple(parse_tariff_file(text, source) for source, text in tariffs)
     by_commodity: dict[str, str] = {}
     for tariff in parsed:
         if tariff.commodity in by_commodity:

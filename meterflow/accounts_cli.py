@@ -1,9 +1,10 @@
 """``meterflow account open | show``, ``meterflow topup`` and ``meterflow refund``.
 
-A minimal operator surface so the demo and the tests can drive the system; the full
-operator API is a later issue. Every command exits non-zero with a message naming the
-field on bad input or a conflict. ``topup``/``refund`` print only after the payment is
-committed together with its outbox row (durable before acknowledgement).
+The operator's surface on the server itself (direct to the database); the HTTP API and
+``meterflow ops`` (docs/api.md) offer the same and more to remote operators. Every command
+exits non-zero with a message naming the field on bad input or a conflict.
+``topup``/``refund`` print only after the payment is committed together with its outbox
+row (durable before acknowledgement).
 """
 
 from __future__ import annotations

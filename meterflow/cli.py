@@ -35,7 +35,9 @@ def _register() -> None:
     from connectors.frame_cli import frame_app
     from connectors.modbus.cli import poll_app
     from meterflow.accounts_cli import account_app, refund, topup
+    from meterflow.api.cli import api, token_app, user_app
     from meterflow.db.cli import db_app
+    from meterflow.ops_cli import ops_app
     from meterflow.outbox_cli import relay
     from meterflow.reconcile import reconcile_command
     from meterflow.stack.cli import stack_app
@@ -43,12 +45,13 @@ def _register() -> None:
     from pipeline.cli import worker
 
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
-              "poll": poll_app, "connect": connect_app, "simulate": simulate_app}
+              "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
+              "user": user_app, "token": token_app, "ops": ops_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {
         "worker": worker, "relay": relay, "dispatch": dispatch, "topup": topup,
-        "refund": refund, "reconcile": reconcile_command, "bill": bill}
+        "refund": refund, "reconcile": reconcile_command, "bill": bill, "api": api}
     for name, command in commands.items():
         app.command(name)(command)
 

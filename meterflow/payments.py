@@ -14,6 +14,7 @@ refuses a refund above it with the reason ``insufficient_balance`` (an event on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -73,9 +74,16 @@ FROM payments WHERE idempotency_key = %s
 INSERT_OUTBOX = "INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s)"
 
 
+#: Called inside the payment's transaction, after its rows are written and only for a new
+#: payment (not a replay): the API checks a refund against the balance and writes its audit
+#: row there. Raising rolls the payment back: nothing is stored, nothing acknowledged.
+OnInsert = Callable[[psycopg.Connection, "PaymentResult"], None]
+
+
 def record_payment(conn: psycopg.Connection, account_id: str, kind: str, amount_fen: int,
                    idempotency_key: str, operator: str = "", note: str = "", *,
-                   now: datetime | None = None) -> PaymentResult:
+                   now: datetime | None = None,
+                   on_insert: OnInsert | None = None) -> PaymentResult:
     """Record a payment and its outbox row in one transaction; return the stored payment.
 
     Raises InvalidPayment (a rule broken), UnknownAccount, or IdempotencyConflict (the key
@@ -100,8 +108,11 @@ def record_payment(conn: psycopg.Connection, account_id: str, kind: str, amount_
         if inserted is not None:
             conn.execute(INSERT_OUTBOX, (PAYMENTS, account_id,
                                          Jsonb(payment_payload(payment_id, request, at))))
-            return PaymentResult(payment_id, idempotency_key, account_id, kind, amount_fen,
-                                 at, replayed=False)
+            result = PaymentResult(payment_id, idempotency_key, account_id, kind, amount_fen,
+                                   at, replayed=False)
+            if on_insert is not None:
+                on_insert(conn, result)
+            return result
         row = conn.execute(SELECT_BY_KEY, (idempotency_key,)).fetchone()
     if row is None:
         raise UnknownAccount(account_id)

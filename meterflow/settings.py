@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         30.0, ge=6, le=300,
         description="Kafka group session timeout: how soon a dead worker's partitions move")
 
+    # Operators' HTTP API (`meterflow api`, meterflow/api/)
+    api_host: str = Field("127.0.0.1", description="Address the API listens on")
+    api_port: int = Field(8080, ge=1, le=65535, description="Port of the API")
+
     # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")
 

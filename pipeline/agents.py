@@ -171,7 +171,7 @@ def register(app: faust.App, config: ConfigTable, clock: Clock,
         """Accounts whose keep-supply window has ended get a tick through their partition."""
         now = clock()
         for account_id, record in list(wallets.items()):
-            if disconnect_due(record, now):
+            if disconnect_due(record, now, config.account(account_id)):
                 await out.topic(TICKS).send(key=account_id.encode(),
                                             value=_json({"at": now.isoformat()}))
 

@@ -24,16 +24,20 @@ log = logging.getLogger("meterflow.config")
 CLOCK_SKEW_S = 2.0
 RELOAD_GAP_S = 0.5
 
+#: The tariff in force is the newest due assignment (sql/0007, view meter_tariffs), else the
+#: meter's own; a meter replaced by another stays configured until its removal time, so
+#: its final reading is still rated.
 METERS = """
-SELECT meter_id, commodity, account_id, tariff_id, multiplier, register_max, max_rate,
-       expected_interval_s, removed_at IS NOT NULL
-FROM meters
+SELECT m.meter_id, m.commodity, m.account_id, t.tariff_id, m.multiplier, m.register_max,
+       m.max_rate, m.expected_interval_s, m.removed_at IS NOT NULL AND m.removed_at <= now()
+FROM meters m JOIN meter_tariffs t USING (meter_id)
 """
 ACCOUNTS = """
 SELECT a.account_id, a.billing_mode, a.thresholds_fen, a.overdraft_fen, a.reconnect_above_fen,
        a.keep_supply,
        coalesce(array_agg(m.meter_id ORDER BY m.meter_id)
-                FILTER (WHERE m.meter_id IS NOT NULL AND m.removed_at IS NULL), '{}')
+                FILTER (WHERE m.meter_id IS NOT NULL
+                        AND (m.removed_at IS NULL OR m.removed_at > now())), '{}')
 FROM accounts a LEFT JOIN meters m ON m.account_id = a.account_id
 GROUP BY a.account_id
 """
@@ -109,7 +113,7 @@ class ConfigTable:
 def _wallet(mode: str, thresholds: list[int], overdraft: int, reconnect: int,
             keep: dict[str, object]) -> WalletConfig:
     a, b, c = (int(x) for x in thresholds)
-    policy = KeepSupplyPolicy.from_dict(keep) if keep.get("timezone") else KeepSupplyPolicy()
+    policy = KeepSupplyPolicy.from_dict(keep) if keep else KeepSupplyPolicy()
     return WalletConfig((a, b, c), int(overdraft), int(reconnect), mode == "postpaid", policy)
 
 

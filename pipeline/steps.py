@@ -235,10 +235,21 @@ def tick_step(record: Record | None, at: datetime, setup: AccountSetup,
     return remember(new, input_id, outs), outs
 
 
-def disconnect_due(record: Record | None, now: datetime) -> bool:
-    """Whether the timer should send this account a tick (a deferred disconnect is due)."""
+def disconnect_due(record: Record | None, now: datetime,
+                   setup: AccountSetup | None = None) -> bool:
+    """Whether the timer should send this account a tick (a deferred disconnect is due).
+
+    The manual keep-supply flag is read from ``setup`` (the configuration in force) when
+    given: an operator who switches it off expects the deferred cut now, not at the
+    account's next charge, and the record's copy of the configuration is as old as its
+    last event.
+    """
     wallet = (record or {}).get("wallet") or {}
-    if not wallet.get("disconnect_pending") or wallet.get("manual_keep_supply"):
+    if setup is not None:
+        manual = setup.wallet.keep_supply.manual
+    else:
+        manual = bool(((wallet.get("config") or {}).get("keep_supply") or {}).get("manual"))
+    if not wallet.get("disconnect_pending") or wallet.get("manual_keep_supply") or manual:
         return False
     until = wallet.get("deferred_until")
     return until is None or datetime.fromisoformat(until) <= now

@@ -3,6 +3,11 @@
 A window applies during configured night hours (local time, may wrap midnight), on
 holidays of the account's calendar (whole local days), or while an operator's manual
 keep-supply flag is set. The deferral lasts until no window applies any more.
+
+``manual`` is the operator's flag kept with the account's configuration (``accounts.
+keep_supply``), so the operator API sets it and every worker picks it up on its next
+configuration reload; the wallet's own ``SetKeepSupply`` command sets the same kind of flag
+in the wallet state. Either one defers a due cut without an end.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ _MAX_HOPS = 800  # more than two years of back-to-back nights and holidays
 
 @dataclass(frozen=True, slots=True)
 class KeepSupplyPolicy:
-    """Night hours ("HH:MM-HH:MM") and holidays in the account's zone."""
+    """Night hours ("HH:MM-HH:MM") and holidays in the account's zone; the manual flag."""
 
     timezone: str = "Asia/Shanghai"
     night: str | None = None
     holidays: frozenset[date] = field(default_factory=frozenset)
+    manual: bool = False
 
     def __post_init__(self) -> None:
         ZoneInfo(self.timezone)
@@ -68,12 +74,14 @@ class KeepSupplyPolicy:
             "timezone": self.timezone,
             "night": self.night,
             "holidays": sorted(d.isoformat() for d in self.holidays),
+            "manual": self.manual,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KeepSupplyPolicy:
         return cls(
-            str(data["timezone"]),
+            str(data.get("timezone") or "Asia/Shanghai"),
             data.get("night"),
             frozenset(date.fromisoformat(d) for d in data.get("holidays", [])),
+            bool(data.get("manual", False)),
         )

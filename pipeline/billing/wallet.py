@@ -214,8 +214,9 @@ def _supply(state: WalletState, now: datetime) -> tuple[WalletState, list[Output
             return state, [_decision(state, "disconnect_cancelled", "balance_restored", now)]
         return state, []
     until = config.keep_supply.window_end(now)
-    if state.manual_keep_supply or until is not None:
-        why = "manual_keep_supply" if state.manual_keep_supply else "keep_supply_window"
+    manual = _manual(state)
+    if manual or until is not None:
+        why = "manual_keep_supply" if manual else "keep_supply_window"
         if state.disconnect_pending and state.deferred_until == until:
             return state, []
         state = replace(state, disconnect_pending=True, deferred_until=until)
@@ -224,9 +225,14 @@ def _supply(state: WalletState, now: datetime) -> tuple[WalletState, list[Output
     return state, [_decision(state, "disconnect", reason, now)]
 
 
+def _manual(state: WalletState) -> bool:
+    """The operator's keep-supply flag: the wallet's own or the account configuration's."""
+    return state.manual_keep_supply or state.config.keep_supply.manual
+
+
 def tick(state: WalletState, now: datetime) -> tuple[WalletState, list[Output]]:
     """Carry out a deferred disconnect whose window has ended (call on a timer)."""
-    if not state.disconnect_pending or state.manual_keep_supply:
+    if not state.disconnect_pending or _manual(state):
         return state, []
     if state.deferred_until is not None and utc(now) < utc(state.deferred_until):
         return state, []

@@ -132,3 +132,113 @@ def worker(stack: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]
         proc.wait()
         # Shown by pytest when the test failed: the end of the worker's own log.
         print("\n".join(log.read_text(errors="replace").splitlines()[-80:]))
+
+
+# --- the operators' API -------------------------------------------------------------------
+
+API_PORT = PORT_BASE + 80
+
+
+class ApiSession:
+    """A running `meterflow api` process and a token per role."""
+
+    def __init__(self, url: str, tokens: dict[str, str]) -> None:
+        self.url = url
+        self.tokens = tokens
+
+    def client(self, role: str | None = "admin", **headers: str) -> Any:
+        import httpx
+
+        auth = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers={**auth, **headers},
+                            timeout=60.0)
+
+
+def start_api(stack: Settings, log: Path, port: int = API_PORT) -> subprocess.Popen[bytes]:
+    """A real `meterflow api` process on the test stack, answering its health check."""
+    import httpx
+
+    env = {**env_of(stack), "METERFLOW_API_PORT": str(port)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "meterflow.cli", "api"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=REPO)
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(log.read_text())
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, 60, "the API to answer its health check")
+    except BaseException:
+        terminate(proc.pid, grace_s=5)
+        raise
+    return proc
+
+
+def bootstrap_admin(stack: Settings, name: str) -> str:
+    """`meterflow user add` and `meterflow token create` on the server: the first token."""
+    import json
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "meterflow.cli", *args], cwd=REPO,
+                              env=env_of(stack), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr + done.stdout
+        return done.stdout
+
+    cli("user", "add", name, "--role", "admin")
+    return str(json.loads(cli("token", "create", name, "--json"))["token"])
+
+
+@pytest.fixture(scope="session")
+def api(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiSession]:
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    proc = start_api(stack, log)
+    try:
+        run = uuid.uuid4().hex[:6]
+        tokens = {"admin": bootstrap_admin(stack, f"admin-{run}")}
+        session = ApiSession(f"http://127.0.0.1:{API_PORT}", tokens)
+        with session.client() as admin:
+            for role in ("operator", "finance", "maintenance", "viewer"):
+                name = f"{role}-{run}"
+                assert admin.post("/users", json={"name": name, "role": role}).status_code == 201
+                made = admin.post(f"/users/{name}/tokens", json={"label": "tests"})
+                assert made.status_code == 201, made.text
+                tokens[role] = made.json()["token"]
+        yield session
+    finally:
+        terminate(proc.pid, grace_s=20)
+        proc.wait()
+        print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+
+
+@pytest.fixture()
+def property_ids(api: ApiSession) -> dict[str, str]:
+    from .api_support import uid
+
+    ids = {k: uid(k) for k in ("site", "building", "floor", "room")}
+    with api.client("operator") as c:
+        assert c.put(f"/sites/{ids['site']}", json={"name": "Park"}).status_code == 201
+        assert c.put(f"/buildings/{ids['building']}",
+                     json={"site_id": ids["site"], "name": "A"}).status_code == 201
+        assert c.put(f"/floors/{ids['floor']}",
+                     json={"building_id": ids["building"], "level": 3}).status_code == 201
+        assert c.put(f"/rooms/{ids['room']}", json={"floor_id": ids["floor"], "name": "301",
+                                                    "area_m2": "35.50"}).status_code == 201
+    return ids
+
+
+@pytest.fixture()
+def tariff_id(api: ApiSession) -> str:
+    from .api_support import tariff_text, uid
+
+    tid = uid("tar").replace(":", "")
+    with api.client() as c:
+        made = c.post("/tariffs", content=tariff_text(tid),
+                      headers={"Content-Type": "application/yaml"})
+        assert made.status_code == 201, made.text
+    return tid

@@ -100,8 +100,11 @@ def run_and_check(db: psycopg.Connection, fleet: FleetThread, account: str,
     for meter in meters:
         assert not fleet.fleet.meter(meter).supply_on, f"{meter}: relay still closed"
     # Once each (their `at` is the charging interval's end, which interleaves across meters).
-    alarms = rows(db, "SELECT kind, coalesce(level, 0) FROM alarms WHERE account_id = %s "
-                      "ORDER BY 1, 2", account)
+    # The alarms sink is its own consumer: wait until it has landed what the balance shows.
+    query = "SELECT kind, coalesce(level, 0) FROM alarms WHERE account_id = %s ORDER BY 1, 2"
+    wait_for(lambda: any(kind == "disconnect" for kind, _ in rows(db, query, account)), 60,
+             "the disconnect alarm to land")
+    alarms = rows(db, query, account)
     assert alarms == [("disconnect", 0), ("low_balance", 1), ("low_balance", 2),
                       ("low_balance", 3)]
 

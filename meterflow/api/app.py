@@ -1,0 +1,68 @@
+"""The FastAPI application: routers under ``/api/v1``, error handlers, the pool, the runner.
+
+``create_app`` is the factory (``meterflow api`` serves it with uvicorn). On start it opens
+the connection pool lazily and starts the background runner that executes due batches
+(:mod:`meterflow.api.runner`); on stop it stops the runner after the item in hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from meterflow.api import errors
+from meterflow.api.db import make_pool
+from meterflow.api.routers import ROUTERS
+from meterflow.api.runner import Runner
+from meterflow.settings import Settings
+
+log = logging.getLogger("meterflow.api")
+PREFIX = "/api/v1"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
+    pool = make_pool(settings.dsn)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.open(wait=False)
+        runner = Runner(pool) if run_batches else None
+        if runner is not None:
+            runner.start()
+        app.state.runner = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            pool.close()
+
+    app = FastAPI(
+        title="MeterFlow operators' API", version="1.0.0", lifespan=lifespan,
+        openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
+        description="Accounts, meters, tariffs, money, control, monitoring, batches, finance "
+                    "and energy reports. Amounts are yuan decimal strings (at most 2 places). "
+                    "See docs/api.md.")
+    app.state.pool = pool
+    app.state.settings = settings
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_ids(request: Request,
+                          call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        given = request.headers.get("X-Request-Id", "")
+        rid = given if REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    for router in ROUTERS:
+        app.include_router(router, prefix=PREFIX)
+    return app

@@ -1,0 +1,28 @@
+"""One router per resource group, in the order they are mounted under ``/api/v1``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from meterflow.api.routers import (
+    accounts,
+    audit_log,
+    batches,
+    control,
+    finance,
+    health,
+    meters,
+    monitor,
+    notifications,
+    payments,
+    property,
+    reports,
+    tariffs,
+    users,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router, property.router, accounts.router, meters.router, tariffs.router,
+    payments.router, control.router, monitor.router, batches.router, finance.router,
+    reports.router, users.router, audit_log.router, notifications.router,
+)

@@ -1,0 +1,161 @@
+"""The batch runner: a thread in the API process that executes due batches item by item.
+
+Each item is idempotent: a top-up uses the key ``batch:<batch id>:<item>``, a command the
+same key as its origin, and the other operations set a value; so an item done twice (the
+API stopped between doing it and marking it) changes nothing the second time. A batch is
+resumed after a restart from its pending items. A session advisory lock per batch keeps two
+API processes off the same batch. Items run as the batch's creator and are audited so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from meterflow.account_ops import Missing
+from meterflow.account_spec import InvalidAccount
+from meterflow.accounts import AccountConflict
+from meterflow.api.auth import Ctx
+from meterflow.api.errors import ApiError
+from meterflow.api.tokens import Actor
+from meterflow.payment_request import InvalidPayment
+from meterflow.payments import IdempotencyConflict, UnknownAccount
+
+log = logging.getLogger("meterflow.api.batches")
+CHUNK = 200
+#: High bits of the batch locks' keys, apart from the migrations' lock (meterflow/db).
+LOCK_SPACE = 0x6D66 << 32
+DOMAIN_ERRORS = (ApiError, InvalidPayment, UnknownAccount, IdempotencyConflict,
+                 InvalidAccount, AccountConflict, Missing, psycopg.errors.IntegrityError,
+                 psycopg.errors.DataError)
+
+DUE = """
+SELECT batch_id FROM batches WHERE status IN ('scheduled', 'running') AND run_at <= now()
+ORDER BY run_at, batch_id LIMIT 20
+"""
+
+
+def _error(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, ApiError):
+        field, reason = exc.errors[0]
+    elif isinstance(exc, InvalidPayment):
+        field, reason = exc.field, exc.reason
+    elif isinstance(exc, UnknownAccount):
+        field, reason = "account_id", f"no account {exc.account_id!r}"
+    else:
+        field, _, reason = str(exc).partition(": ")
+    return {"field": field, "reason": reason}
+
+
+def run_item(ctx: Ctx, batch: dict[str, Any], item: int, target: str) -> dict[str, Any]:
+    """Do one item; return its result (raises a domain error when it cannot be done)."""
+    from meterflow.api.routers.accounts import apply_patch
+    from meterflow.api.routers.control import account_meters, issue, meter_account
+    from meterflow.api.routers.payments import pay
+    from meterflow.api.routers.tariffs import assign
+
+    op, params, by_meter = batch["operation"], batch["params"], batch["params"]["by"] == "meter"
+    key = f"batch:{batch['batch_id']}:{item}"
+    conn = ctx.conn
+    if op == "topup":
+        paid = pay(ctx, "topup", target, int(params["amount_fen"]), key, params.get("note", ""))
+        return {"payment_id": paid.payment_id, "replayed": paid.replayed}
+    with conn.transaction():
+        if op in ("disconnect", "reconnect"):
+            account = meter_account(ctx, target) if by_meter else target
+            meters = [target] if by_meter else account_meters(ctx, target)
+            made, _ = issue(ctx, meters, account, op, key, params.get("reason", ""))
+            return {"commands": [c["command_id"] for c in made]}
+        if op == "set_tariff":
+            at = params.get("effective_from")
+            made = assign(ctx, params["tariff_id"], [target] if by_meter else [],
+                          None if by_meter else target,
+                          None if at is None else datetime.fromisoformat(at))
+            return {"assignments": [int(a["assignment_id"]) for a in made]}
+        assert op == "set_thresholds"
+        patch: dict[str, Any] = {"thresholds": params["thresholds_fen"]}
+        if params.get("overdraft_fen") is not None:
+            patch["overdraft"] = params["overdraft_fen"]
+        apply_patch(ctx, target, patch, "account.update")
+        return {"thresholds_fen": params["thresholds_fen"]}
+
+
+def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | None = None
+              ) -> int:
+    """Run a batch's pending items (under its advisory lock); return how many were done."""
+    lock = LOCK_SPACE | zlib.crc32(batch_id.encode())
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (lock,)).fetchone()
+    if not locked or not locked[0]:
+        return 0
+    done = 0
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            batch = cur.execute("UPDATE batches SET status = 'running', started_at = "
+                                "coalesce(started_at, now()) WHERE batch_id = %s AND status IN "
+                                "('scheduled', 'running') AND run_at <= now() RETURNING *",
+                                (batch_id,)).fetchone()
+        if batch is None:
+            return 0
+        actor = Actor(**batch["actor"])
+        ctx = Ctx(conn, actor, f"batch:{batch_id}")
+        while stop is None or not stop.is_set():
+            status = conn.execute("SELECT status FROM batches WHERE batch_id = %s",
+                                  (batch_id,)).fetchone()
+            if status is None or status[0] != "running":
+                return done
+            items = conn.execute("SELECT item, target FROM batch_items WHERE batch_id = %s "
+                                 "AND status = 'pending' ORDER BY item LIMIT %s",
+                                 (batch_id, CHUNK)).fetchall()
+            if not items:
+                conn.execute("UPDATE batches SET status = 'done', finished_at = now() "
+                             "WHERE batch_id = %s AND status = 'running'", (batch_id,))
+                return done
+            for item, target in items:
+                if stop is not None and stop.is_set():
+                    return done
+                try:
+                    result, state = run_item(ctx, batch, int(item), str(target)), "done"
+                except DOMAIN_ERRORS as exc:
+                    result, state = _error(exc), "failed"
+                conn.execute("UPDATE batch_items SET status = %s, result = %s, finished_at = %s "
+                             "WHERE batch_id = %s AND item = %s",
+                             (state, Jsonb(result), datetime.now(UTC), batch_id, item))
+                done += 1
+        return done
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (lock,))
+
+
+class Runner:
+    """Polls for due batches every ``poll_s`` and runs them, one at a time."""
+
+    def __init__(self, pool: ConnectionPool, poll_s: float = 0.5) -> None:
+        self.pool = pool
+        self.poll_s = poll_s
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="batch-runner", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with self.pool.connection(timeout=5) as conn:
+                    for (batch_id,) in conn.execute(DUE).fetchall():
+                        run_batch(conn, str(batch_id), self.stopping)
+            except Exception:  # database down or a bug: log, wait, try again
+                log.exception("batch runner iteration failed; retrying")
+            self.stopping.wait(self.poll_s)
