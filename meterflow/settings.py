@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     config_refresh_s: float = Field(5.0, gt=0, description="Configuration reload period")
     offline_check_s: float = Field(15.0, gt=0, description="Offline/deferred-disconnect check")
 
+    # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
+    notify_config: Path | None = Field(None, description="Notifier configuration YAML")
+
     # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")
 
