@@ -374,6 +374,7 @@ class Delivery:
         decision = after_attempt(self.policy, attempt, result.outcome, result.detail, at,
                                  salt=row.notification_id)
         meta: dict[str, Any] | None = None
+        last_error = result.detail
         if isinstance(decision, Delivered):
             status, outcome, next_at = "delivered", "delivered", None
             self.counters.add(delivered=1)
@@ -383,6 +384,7 @@ class Delivery:
         else:
             assert isinstance(decision, Failed)
             status, outcome, next_at = "failed", "failed", None
+            last_error = decision.detail
             self.counters.add(failed=1)
             if raises_meta_alarm(row.event_kind):
                 meta = meta_alarm(row, decision.detail, at)
@@ -394,7 +396,7 @@ class Delivery:
                  result.detail)
         store.record_attempt(conn, row, attempt=attempt, at=at, outcome=outcome,
                              latency_ms=latency_ms, detail=result.detail, status=status,
-                             next_attempt_at=next_at, meta_alarm=meta)
+                             next_attempt_at=next_at, meta_alarm=meta, last_error=last_error)
         return status == "delivered"
 
     def close(self) -> None:

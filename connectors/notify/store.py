@@ -248,11 +248,12 @@ def record_hold(conn: psycopg.Connection, due: Due, until: datetime, reason: str
 
 def record_attempt(conn: psycopg.Connection, due: Due, *, attempt: int, at: datetime,
                    outcome: str, latency_ms: int, detail: str, status: str,
-                   next_attempt_at: datetime | None, meta_alarm: dict[str, Any] | None
-                   ) -> bool:
+                   next_attempt_at: datetime | None, meta_alarm: dict[str, Any] | None,
+                   last_error: str = "") -> bool:
     """One attempt and the state it leaves, with the meta-alarm when it failed for good,
     in one transaction. False when the row was no longer open (another notifier finished
-    it after this one's lease ran out): nothing is written then."""
+    it after this one's lease ran out): nothing is written then. ``detail`` is what the
+    gateway said; ``last_error`` (default: the detail) what the notification shows."""
     key = {"id": due.notification_id, "created_at": due.created_at}
     with conn.transaction():
         updated = conn.execute(
@@ -262,7 +263,7 @@ def record_attempt(conn: psycopg.Connection, due: Due, *, attempt: int, at: date
             f"WHERE {_KEY}{_OPEN}",
             {**key, "status": status, "attempt": attempt, "next": next_attempt_at,
              "delivered": at if status == "delivered" else None,
-             "error": "" if status == "delivered" else detail,
+             "error": "" if status == "delivered" else (last_error or detail),
              "meta": None if meta_alarm is None else Jsonb(meta_alarm)}).rowcount
         if not updated:
             return False

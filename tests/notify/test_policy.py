@@ -28,7 +28,7 @@ from connectors.notify.policy import (
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZONES = st.sampled_from([ZoneInfo(z) for z in (
     "Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC")])
-INSTANTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),
+INSTANTS = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),  # noqa: DTZ001
                         timezones=st.just(UTC))
 WINDOWS = st.tuples(st.integers(0, 23), st.integers(0, 59), st.integers(0, 23),
                     st.integers(0, 59)).filter(lambda t: t[:2] != t[2:]).map(
@@ -155,7 +155,7 @@ def test_gate_holds_non_urgent_in_quiet_hours_and_lets_urgent_through() -> None:
     quiet = QuietHours.parse("22:00-07:00")
     held = gate(night, urgent=False, quiet=quiet, zone=SHANGHAI, limit=None, sent=[])
     assert isinstance(held, Hold) and held.until == local(2026, 7, 2, 7, 0)
-    assert "quiet hours 22:00-07:00 (Asia/Shanghai) until 2026-07-02 07:00" == held.reason
+    assert held.reason == "quiet hours 22:00-07:00 (Asia/Shanghai) until 2026-07-02 07:00"
     assert gate(night, urgent=True, quiet=quiet, zone=SHANGHAI, limit=None, sent=[]) == Send()
     day = local(2026, 7, 2, 9, 0)
     assert gate(day, urgent=False, quiet=quiet, zone=SHANGHAI, limit=None, sent=[]) == Send()

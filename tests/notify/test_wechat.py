@@ -112,7 +112,7 @@ def test_token_refused() -> None:
 def test_no_template_for_the_kind() -> None:
     wechat = channel(FakeWechat(), Clock())
     other = Message("n1", "offline", "zh", "s", "t", {}, {})
-    with pytest.raises(TemplateError, match="channels.wechat.templates.offline"):
+    with pytest.raises(TemplateError, match=r"channels\.wechat\.templates\.offline"):
         wechat.compose(other, "oA")
 
 
