@@ -139,7 +139,8 @@ def parse_alarm(raw: bytes | None) -> Event:
     assert source_id is not None
     return Event(
         source_id=source_id, kind=kind, at=_instant(body, "at"), account_id=account_id,
-        level=level, balance_fen=_fen(body, "balance_fen"),
+        meter_id=_id(body, "meter_id", required=False), level=level,
+        balance_fen=_fen(body, "balance_fen"),
         threshold_fen=_fen(body, "threshold_fen"), detail=_detail(body),
         notification_id=_id(body, "notification_id", required=kind == META_KIND),
     )

@@ -40,6 +40,14 @@ class RuleError(ValueError):
     """A rule that cannot be stored; the message names the field."""
 
 
+def valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Rule:
     rule_id: str
@@ -86,11 +94,8 @@ def check(rule: Rule) -> None:
             raise RuleError(f"recipient {rule.recipient!r}: 'customer' or {what}")
     if rule.language is not None and rule.language not in LANGUAGES:
         raise RuleError(f"language {rule.language!r}: zh or en")
-    if rule.timezone is not None:
-        try:
-            ZoneInfo(rule.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise RuleError(f"timezone {rule.timezone!r}: not an IANA time zone") from None
+    if rule.timezone is not None and not valid_zone(rule.timezone):
+        raise RuleError(f"timezone {rule.timezone!r}: not an IANA time zone")
     if rule.quiet_hours is not None:
         try:
             QuietHours.parse(rule.quiet_hours)
@@ -133,7 +138,7 @@ class Target:
 @dataclass
 class Matched:
     targets: list[Target] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # rules that matched nobody, and why
+    skipped: list[str] = field(default_factory=list)  # what a rule could not do, and why
 
 
 def _applies(rule: Rule, event: Event, context: Context) -> bool:
@@ -170,9 +175,13 @@ def match(event: Event, context: Context, rules: list[Rule], *, default_language
         if key in seen:
             continue
         seen.add(key)
+        zone = rule.timezone or context.site_timezone or default_timezone
+        if not valid_zone(zone):
+            out.skipped.append(f"rule {rule.rule_id}: time zone {zone!r} of site "
+                               f"{context.site_id} is unknown; {default_timezone} used")
+            zone = default_timezone
         out.targets.append(Target(
             channel=rule.channel, recipient=address,
-            language=language or default_language,
-            timezone=rule.timezone or context.site_timezone or default_timezone,
+            language=language or default_language, timezone=zone,
             quiet_hours=rule.quiet_hours, rule_id=rule.rule_id))
     return out

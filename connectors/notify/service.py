@@ -219,8 +219,13 @@ class Intake:
                     with conn.transaction():  # a savepoint: one bad record spoils no other
                         rows, problems = self.notifications(conn, event)
                         store.insert_notifications(conn, rows)
-                except (psycopg.DataError, psycopg.IntegrityError, ValueError) as exc:
-                    letters.append(self._letter(record, f"cannot store: {exc}"))
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    raise  # the database, not the record: the batch is read again
+                except Exception as exc:  # odd data in one record must not stall the rest
+                    log.exception("record %s:%s:%s not processed", record.topic,
+                                  record.partition, record.offset)
+                    letters.append(self._letter(record, f"cannot process: "
+                                                        f"{type(exc).__name__}: {exc}"))
                     continue
                 added += len(rows)
                 if problems:
@@ -407,7 +412,8 @@ def meta_alarm(row: store.Due, detail: str, at: datetime) -> dict[str, Any]:
     """The ``notification_failed`` alarm of a notification that failed for good."""
     return {
         "alarm_id": meta_alarm_id(row.notification_id), "account_id": row.account_id or "",
-        "kind": META_KIND, "level": None, "threshold_fen": None, "balance_fen": None,
+        "meter_id": row.meter_id, "kind": META_KIND, "level": None, "threshold_fen": None,
+        "balance_fen": None,
         "at": at.astimezone(UTC).isoformat(),
         "detail": (f"{row.channel} to {mask(row.recipient)} about {row.event_kind} "
                    f"{row.source_id}: {detail}")[:500],

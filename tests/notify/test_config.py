@@ -115,3 +115,25 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
     assert load_config(None).channels.sms is None
+
+
+def test_the_notifier_refuses_to_start_without_its_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from connectors.notify.cli import notifier
+    from meterflow.settings import Settings
+
+    path = tmp_path / "notify.yaml"
+    path.write_text(EXAMPLE)
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    app = typer.Typer()
+    app.command()(notifier)
+    result = CliRunner().invoke(app, ["--config", str(path)], obj=Settings())
+    assert result.exit_code == 2
+    assert "secret environment variable(s) not set: METERFLOW_SMS_SECRET" in result.output
+    path.write_text("delivery: {max_attempts: 0}")
+    result = CliRunner().invoke(app, ["--config", str(path)], obj=Settings())
+    assert result.exit_code == 2 and "delivery.max_attempts" in result.output

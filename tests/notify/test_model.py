@@ -80,6 +80,10 @@ def test_meta_alarm_without_account() -> None:
     event = parse_alarm(raw({"alarm_id": "m", "account_id": "", "kind": "notification_failed",
                              "at": AT.isoformat(), "notification_id": "notification-1"}))
     assert event.account_id is None and event.notification_id == "notification-1"
+    with_meter = parse_alarm(raw({"alarm_id": "m", "account_id": "", "meter_id": "M1",
+                                  "kind": "notification_failed", "at": AT.isoformat(),
+                                  "notification_id": "notification-1"}))
+    assert with_meter.meter_id == "M1"
 
 
 def test_ids_are_deterministic_and_distinct() -> None:

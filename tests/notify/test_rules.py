@@ -98,3 +98,11 @@ def test_meter_events_reach_site_rules() -> None:
     site_rule = rule("r1", scope="site", scope_id="S1", events=("offline",),
                      channel="webhook", recipient="ops")
     assert [t.recipient for t in match(offline, ctx, [site_rule]).targets] == ["ops"]
+
+
+def test_an_unknown_site_zone_falls_back_to_the_default() -> None:
+    odd = Context(account_id="A1", phone="13800000001", site_id="S1", site_timezone="Moon/Base")
+    found = match(low(1), odd, [rule("r1")], default_timezone="Asia/Shanghai")
+    assert found.targets[0].timezone == "Asia/Shanghai"
+    assert found.skipped == ["rule r1: time zone 'Moon/Base' of site S1 is unknown; "
+                             "Asia/Shanghai used"]
