@@ -34,6 +34,7 @@ def _register() -> None:
     from connectors.cli import connect_app, dispatch, simulate_app
     from connectors.frame_cli import frame_app
     from connectors.modbus.cli import poll_app
+    from connectors.notify.cli import notifier, notify_app
     from meterflow.accounts_cli import account_app, refund, topup
     from meterflow.api.cli import api, token_app, user_app
     from meterflow.db.cli import db_app
@@ -46,12 +47,14 @@ def _register() -> None:
 
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
-              "user": user_app, "token": token_app, "ops": ops_app}
+              "user": user_app, "token": token_app, "ops": ops_app,
+              "notify": notify_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {
         "worker": worker, "relay": relay, "dispatch": dispatch, "topup": topup,
-        "refund": refund, "reconcile": reconcile_command, "bill": bill, "api": api}
+        "refund": refund, "reconcile": reconcile_command, "bill": bill, "api": api,
+        "notifier": notifier}
     for name, command in commands.items():
         app.command(name)(command)
 

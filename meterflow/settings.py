@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the API listens on")
     api_port: int = Field(8080, ge=1, le=65535, description="Port of the API")
 
+    # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
+    notify_config: Path | None = Field(None, description="Notifier configuration YAML")
+
     # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")
 

@@ -1,13 +1,33 @@
-"""Notifications (SMS, voice, e-mail, WeChat, webhook) sent to people: mounted here.
-
-The notifier (connectors/notify) keeps its own store and will offer
-``list_notifications(...)`` in ``connectors/notify/store.py``; its read endpoints
-(``GET /api/v1/notifications``) belong in this router, with the ``read`` permission. Until
-then the router is empty and included, so adding routes needs no change elsewhere.
-"""
+"""Notifications (SMS, voice, e-mail, WeChat, webhook) sent to people, with every delivery
+attempt and its outcome (the notifier's store, connectors/notify/store.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from connectors.notify.store import list_notifications
+from meterflow.api.auth import Ctx, require
+from meterflow.api.errors import ApiError
+from meterflow.api.routers.common import QueryId
 
 router = APIRouter(tags=["notifications"])
+READ = Depends(require("read"))
+Status = Literal["pending", "held", "delivered", "failed"]
+
+
+@router.get("/notifications")
+def notifications(
+    ctx: Ctx = READ,
+    account_id: QueryId = None,
+    status: Status | None = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 with a UTC offset")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Newest first, at most")] = 100,
+) -> dict[str, Any]:
+    """Newest first, each with ``attempts_log`` (attempt, at, outcome, latency, detail)."""
+    if since is not None and since.tzinfo is None:
+        raise ApiError(422, "since", "give the time with a UTC offset, e.g. 2026-07-01T08:00+08:00")
+    return {"items": list_notifications(ctx.conn, account_id=account_id, status=status,
+                                        since=since, limit=limit)}
