@@ -23,16 +23,31 @@ err = Console(stderr=True)
 
 
 @db_app.command("migrate")
-def migrate_cmd(ctx: typer.Context) -> None:
+def migrate_cmd(
+    ctx: typer.Context,
+    wait: float = typer.Option(0.0, "--wait", min=0.0,
+                               help="Seconds to keep trying while the database is unreachable"),
+) -> None:
     """Apply the pending migrations of sql/ in order."""
+    import time
+
     from meterflow.cli import settings_of
 
     settings = settings_of(ctx)
-    try:
-        done = migrate(settings.dsn, settings.sql_dir or SQL_DIR)
-    except (MigrationError, psycopg.OperationalError) as exc:
-        err.print(f"[red]migrate failed:[/] {exc}")
-        raise typer.Exit(1) from exc
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done = migrate(settings.dsn, settings.sql_dir or SQL_DIR)
+            break
+        except psycopg.OperationalError as exc:  # not reachable (yet): nothing was applied
+            if time.monotonic() >= deadline:
+                err.print(f"[red]migrate failed:[/] {exc}")
+                raise typer.Exit(1) from exc
+            err.print(f"database not reachable yet ({str(exc).strip()}); trying again")
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        except MigrationError as exc:
+            err.print(f"[red]migrate failed:[/] {exc}")
+            raise typer.Exit(1) from exc
     if done:
         for m in done:
             console.print(f"applied {m.path.name}")

@@ -348,7 +348,8 @@ def test_migrations_run_as_a_hook_before_the_release_starts(render: Render) -> N
     pod = pod_spec(job)
     assert "serviceAccountName" not in pod
     steps = pod["initContainers"] + pod["containers"]
-    assert [c["args"][:2] for c in steps] == [["topics", "create"], ["db", "migrate"]]
+    assert [c["args"][:3] for c in steps] == [
+        ["topics", "create", "--wait"], ["db", "migrate", "--wait"]]
     for container in steps:
         assert container["envFrom"] == [{"secretRef": {"name": "meterflow-migrate"}}]
         env = {e["name"]: e.get("value") for e in container["env"]}

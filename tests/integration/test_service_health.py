@@ -161,3 +161,14 @@ def test_db_wait_gives_up_while_migrations_are_pending(stack: Settings, tmp_path
                           text=True, timeout=60)
     assert done.returncode == 1
     assert "1 migration(s) pending" in done.stdout + done.stderr
+
+
+def test_db_migrate_waits_for_an_unreachable_database_then_gives_up(stack: Settings) -> None:
+    env = {**env_of(stack), "METERFLOW_PG_DSN":
+           f"host=127.0.0.1 port={PORT_BASE + 78} user=x dbname=x connect_timeout=1"}
+    done = subprocess.run([sys.executable, "-m", "meterflow.cli", "db", "migrate", "--wait",
+                           "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "trying again" in done.stderr and "migrate failed" in done.stderr
+    again = cli(stack, "db", "migrate", "--wait", "5")  # reachable: applies nothing new
+    assert again.returncode == 0 and "schema up to date" in again.stdout
