@@ -108,6 +108,7 @@ METERFLOW_TOPIC_REPLICATION: {{ .Values.settings.topicReplication | quote }}
 METERFLOW_TABLE_STANDBY_REPLICAS: {{ .Values.settings.tableStandbyReplicas | quote }}
 METERFLOW_WORKER_ID: {{ .Values.settings.workerId | quote }}
 METERFLOW_CONFIG_REFRESH_S: {{ .Values.settings.configRefreshSeconds | quote }}
+METERFLOW_WORKER_SESSION_TIMEOUT_S: {{ .Values.settings.workerSessionTimeoutSeconds | quote }}
 METERFLOW_PG_HOST: {{ include "meterflow.pgHost" . | quote }}
 {{- if .Values.timescaledb.enabled }}
 METERFLOW_PG_PORT: "5432"
