@@ -34,10 +34,6 @@ BUNDLED = CHART / "ci" / "bundled-values.yaml"
 HA = CHART / "ci" / "ha-values.yaml"
 scenarios = pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 
-# A command whose module is built in parallel elsewhere: the chart follows its contract
-# (`meterflow notifier`, GET /health on METERFLOW_HEALTH_PORT).
-CONTRACT_ONLY = {"notifier"}
-
 
 def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
     return {m["metadata"]["labels"]["app.kubernetes.io/component"]: m
@@ -238,9 +234,6 @@ def test_every_meterflow_command_exists_with_its_options(render: Render) -> None
                 if "command" in container:  # the bundled broker's own image
                     continue
                 args = [str(a) for a in container["args"]]
-                if args[0] in CONTRACT_ONLY:
-                    assert args == [args[0]]
-                    continue
                 command: Any = root
                 ctx = root.make_context("meterflow", [args[0]], resilient_parsing=True)
                 while hasattr(command, "get_command"):  # a group: descend
@@ -251,7 +244,7 @@ def test_every_meterflow_command_exists_with_its_options(render: Render) -> None
                 command.make_context(command.name or "", list(args), parent=ctx)
                 seen.add(" ".join(str(a) for a in container["args"][:2]))
     assert {"worker --role", "relay --loglevel", "dispatch", "db wait", "db migrate",
-            "topics create", "connect mqtt", "connect modbus", "api"} <= seen
+            "topics create", "connect mqtt", "connect modbus", "api", "notifier"} <= seen
 
 
 # --- secrets --------------------------------------------------------------------------
@@ -446,3 +439,34 @@ def test_boards_in_the_chart_become_a_sidecar_config_map(tmp_path: Path) -> None
     (chart / "files" / "dashboards" / "test-board.json").unlink()
     assert not [m for m in kinds(helm_template(chart, [MINIMAL]), "ConfigMap")
                 if m["metadata"]["name"].endswith("-dashboards")]
+
+
+def test_notifier_configuration_is_mounted_and_names_its_secrets_only(render: Render) -> None:
+    manifests = render(HA)
+    cm = by_name(manifests, "ConfigMap", "-notifier")
+    config = yaml.safe_load(cm["data"]["notify.yaml"])
+    assert config["channels"]["email"]["password_env"] == "METERFLOW_SMTP_PASSWORD"
+    notifier = deployments(manifests)["notifier"]
+    container = pod_spec(notifier)["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "notify-config")
+    assert env["METERFLOW_NOTIFY_CONFIG"] == f"{mount['mountPath']}/notify.yaml"
+    volume = next(v for v in pod_spec(notifier)["volumes"] if v["name"] == "notify-config")
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]
+    # no configuration: defaults, nothing mounted
+    plain = pod_spec(deployments(render(MINIMAL))["notifier"])["containers"][0]
+    assert "env" not in plain
+    assert [m["name"] for m in plain["volumeMounts"]] == ["tmp", "state"]
+
+
+def test_the_notifier_configuration_loads_with_the_notifiers_own_reader(
+        render: Render, tmp_path: Path) -> None:
+    """What the chart mounts is a configuration the notifier accepts."""
+    from connectors.notify.config import load_config
+
+    cm = by_name(render(HA), "ConfigMap", "-notifier")
+    path = tmp_path / "notify.yaml"
+    path.write_text(cm["data"]["notify.yaml"])
+    config = load_config(path)
+    assert config.channels.email is not None and config.channels.email.port == 587
+    assert set(config.channels.webhook) == {"ops"}

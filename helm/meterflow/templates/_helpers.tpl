@@ -196,7 +196,8 @@ initContainers:
 One MeterFlow Deployment. Call with a dict:
   root: $, component: name, values: the component's values, args: command line,
   replicas: count (ignored with autoscaling), port: container port, path: health path,
-  strategy: (optional) Deployment strategy
+  strategy, env, mounts, volumes: (optional) Deployment strategy, container environment,
+  volume mounts and volumes of the component
 */}}
 {{- define "meterflow.deployment" -}}
 {{- $root := .root }}
@@ -258,9 +259,16 @@ spec:
                 name: {{ include "meterflow.configMapName" $root }}
             - secretRef:
                 name: {{ include "meterflow.secretName" $root }}
+          {{- $env := list }}
           {{- with (include "meterflow.bundledDbEnv" $root | trim) }}
+          {{- $env = concat $env (fromYamlArray .) }}
+          {{- end }}
+          {{- with .env }}
+          {{- $env = concat $env . }}
+          {{- end }}
+          {{- with $env }}
           env:
-            {{- . | nindent 12 }}
+            {{- toYaml . | nindent 12 }}
           {{- end }}
           ports:
             - name: http
@@ -282,9 +290,15 @@ spec:
           volumeMounts:
             - {name: tmp, mountPath: /tmp}
             - {name: state, mountPath: {{ include "meterflow.stateDir" $root }}}
+            {{- with .mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         - {name: tmp, emptyDir: {}}
         - {name: state, emptyDir: {}}
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
