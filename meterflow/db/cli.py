@@ -93,7 +93,11 @@ def wait_cmd(
     from meterflow.cli import settings_of
 
     settings = settings_of(ctx)
-    migrations = discover(settings.sql_dir or SQL_DIR)
+    try:
+        migrations = discover(settings.sql_dir or SQL_DIR)
+    except MigrationError as exc:
+        err.print(f"[red]cannot read the migrations:[/] {exc}")
+        raise typer.Exit(1) from exc
     deadline = time.monotonic() + timeout
     while True:
         try:

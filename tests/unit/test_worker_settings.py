@@ -33,14 +33,14 @@ def test_negative_standby_replicas_are_refused(monkeypatch: pytest.MonkeyPatch) 
         Settings()
 
 
-def test_db_status_reads_the_sql_folder_it_is_given(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_wait_reads_the_sql_folder_it_is_given(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "0001_first.sql").write_text("SELECT 1;\n")
     (tmp_path / "bad name.sql").write_text("SELECT 1;\n")
     monkeypatch.setenv("METERFLOW_SQL_DIR", str(tmp_path))
     monkeypatch.setenv("METERFLOW_PG_DSN", "host=127.0.0.1 port=1 connect_timeout=1")
     _register()
     result = CliRunner().invoke(app, ["db", "wait", "--timeout", "0"])
-    # the folder is read before the database: the badly named file is reported by name
-    assert result.exit_code != 0
-    assert "bad name.sql" in str(result.exception) + result.output
+    # the folder is read before the database is asked: the badly named file is named
+    assert result.exit_code == 1
+    assert "bad name.sql" in result.output and "cannot read the migrations" in result.output
