@@ -14,14 +14,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
 
 from connectors.dispatch.registry import PROTOCOLS, Registry, load_db, load_fleet
 from connectors.mqtt.client import Broker
+from meterflow.health import Heartbeat, Probe, serve_health
 from meterflow.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.dispatch.dispatcher import Dispatcher
+    from connectors.transport.framed import CycleStats
 
 simulate_app = typer.Typer(help="Simulated meters for demos, tests and benchmarks.",
                            no_args_is_help=True)
@@ -54,6 +62,17 @@ def _logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kafka", "pymodbus"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _serve_health(settings: Settings, service: str, probe: Probe) -> ThreadingHTTPServer | None:
+    """GET /health on METERFLOW_HEALTH_PORT (none when it is 0, the default)."""
+    return serve_health(settings.health_port, service, probe, host=settings.health_host)
+
+
+def _stop_health(server: ThreadingHTTPServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 async def _until_signal() -> asyncio.Event:
@@ -123,16 +142,28 @@ def connect_mqtt(
     out = KafkaOut.connect(settings.bootstrap_servers)
     bridge = MqttBridge(_broker(settings), out, client_id=client_id, share_group=share_group)
 
+    def probe() -> dict[str, object]:
+        counters = out.counters
+        body: dict[str, object] = {
+            "mqtt_connected": bridge.connected.is_set(), "received": bridge.received,
+            "readings": counters.readings, "dead_letters": counters.dead_letters,
+            "failed_deliveries": counters.failed}
+        if not bridge.connected.is_set():
+            body["status"] = "disconnected"
+        return body
+
     async def run() -> None:
         stop = await _until_signal()
         bridge.start()
         await stop.wait()
 
+    health = _serve_health(settings, "connect-mqtt", probe)
     try:
         asyncio.run(run())
     finally:
         bridge.stop()
         out.close()
+        _stop_health(health)
 
 
 @connect_app.command("poll")
@@ -157,23 +188,40 @@ def connect_poll(
     settings = _settings(ctx)
     entries = [e for e in _registry(settings, fleet_file) if e.protocol == protocol]
     out = KafkaOut.connect(settings.bootstrap_servers)
+    # stale when no cycle finished for three intervals (at least five minutes)
+    heartbeat = Heartbeat(max_age_s=max(3 * interval, 300.0))
+
+    def beating(cycle: Callable[[], Awaitable[CycleStats]]) -> Callable[[], Awaitable[CycleStats]]:
+        async def run_cycle() -> CycleStats:
+            stats = await cycle()
+            heartbeat.beat()
+            return stats
+        return run_cycle
+
+    def probe() -> dict[str, object]:
+        return {**heartbeat.report(), "protocol": protocol, "meters": len(entries),
+                "readings": out.counters.readings, "dead_letters": out.counters.dead_letters}
 
     async def run() -> None:
         stop = await _until_signal()
         if protocol == "modbus":
             loop = ModbusLoop(out, timeout=timeout)
-            await run_periodic(lambda: loop.cycle(entries), interval, stop, cycles=cycles)
+            await run_periodic(beating(lambda: loop.cycle(entries)), interval, stop,
+                               cycles=cycles)
             loop.close()
         else:
             poller = FramePoller(FRAME_PROTOCOLS[protocol], out, timeout=timeout)
-            await run_periodic(lambda: poller.cycle(entries), interval, stop, cycles=cycles)
+            await run_periodic(beating(lambda: poller.cycle(entries)), interval, stop,
+                               cycles=cycles)
             await poller.buses.close()
 
     typer.echo(f"polling {len(entries)} {protocol} meter(s) every {interval}s")
+    health = _serve_health(settings, f"poll-{protocol}", probe)
     try:
         asyncio.run(run())
     finally:
         out.close()
+        _stop_health(health)
 
 
 def _poll_alias(protocol: str) -> None:
@@ -212,17 +260,33 @@ def dispatch(
     link = MqttLink(_broker(settings), client_id=client_id).start()
     feed = CommandFeed(settings.bootstrap_servers, group=group)
 
+    running: list[Dispatcher] = []
+
+    def probe() -> dict[str, object]:
+        body: dict[str, object] = {
+            "mqtt_connected": link.connected.is_set(), "command_feed": feed.alive,
+            "in_flight": running[0].busy if running else 0,
+            "acks_failed": out.counters.failed}
+        if not feed.alive:
+            body["status"] = "command feed stopped"
+        elif not link.connected.is_set():
+            body["status"] = "disconnected"
+        return body
+
     async def run() -> None:
         stop = await _until_signal()
         queue: asyncio.Queue[Record] = asyncio.Queue()
         dispatcher = Dispatcher(lambda: _registry(settings, fleet_file), Deliverers(mqtt=link),
                                 out, finished=finished, on_commit=feed.commit)
+        running.append(dispatcher)
         feed.start(asyncio.get_running_loop(), queue)
         await dispatcher.run(queue, stop)
 
+    health = _serve_health(settings, "dispatch", probe)
     try:
         asyncio.run(run())
     finally:
         feed.stop()
         link.stop()
         out.close()
+        _stop_health(health)

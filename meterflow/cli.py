@@ -42,13 +42,14 @@ def _register() -> None:
     from meterflow.outbox_cli import relay
     from meterflow.reconcile import reconcile_command
     from meterflow.stack.cli import stack_app
+    from meterflow.topics_cli import topics_app
     from pipeline.billing.cli import bill
     from pipeline.cli import worker
 
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
               "user": user_app, "token": token_app, "ops": ops_app,
-              "notify": notify_app}
+              "notify": notify_app, "topics": topics_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -53,3 +54,36 @@ def serve_health(port: int, service: str, probe: Probe | None = None,
     threading.Thread(target=server.serve_forever, name=f"health-{service}", daemon=True).start()
     log.info("%s health endpoint on http://%s:%d/health", service, host, port)
     return server
+
+
+class Heartbeat:
+    """When a service's loop last made progress; ``stale`` once that is ``max_age_s`` ago.
+
+    The loop calls :meth:`beat` after each round that worked and :meth:`fail` when one
+    failed; a probe adds :meth:`report` to its answer. The clock starts at creation, so a
+    service gets ``max_age_s`` to make its first progress.
+    """
+
+    def __init__(self, max_age_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._last = clock()
+        self.beats = 0
+        self.last_error: str | None = None
+
+    def beat(self) -> None:
+        self._last = self._clock()
+        self.beats += 1
+        self.last_error = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.last_error = str(exc) or type(exc).__name__
+
+    def report(self) -> dict[str, Any]:
+        age = self._clock() - self._last
+        body: dict[str, Any] = {"last_progress_age_s": round(age, 3), "rounds": self.beats}
+        if self.last_error is not None:
+            body["last_error"] = self.last_error
+        if age > self.max_age_s:
+            body["status"] = "stale"
+        return body

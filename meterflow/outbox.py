@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from meterflow.health import Heartbeat
 from meterflow.payment_request import encode_payload
 
 log = logging.getLogger("meterflow.relay")
@@ -127,6 +128,8 @@ class Relay:
         self.before_mark = before_mark
         self.stop = threading.Event()
         self.published = 0
+        # progress for GET /health: a round counts when a batch (even empty) went through
+        self.heartbeat = Heartbeat(max_age_s=4 * self.config.backoff_max_s)
 
     def run(self) -> None:
         """Until :attr:`stop` is set; the batch in hand is finished or rolled back first."""
@@ -143,12 +146,14 @@ class Relay:
                     batch = relay_batch(conn, producer, self.config, self.before_mark)
                 except Exception as exc:  # Kafka or database down: nothing was marked
                     log.warning("relay batch failed, retrying in %.1fs: %s", backoff, exc)
+                    self.heartbeat.fail(exc)
                     conn, producer = _reset(conn, producer)
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, self.config.backoff_max_s)
                     continue
                 backoff = self.config.backoff_s
                 self.published += len(batch)
+                self.heartbeat.beat()
                 if batch:
                     log.info("published %d outbox row(s) up to id %d", len(batch), batch[-1].id)
                 else:
@@ -187,3 +192,18 @@ def status(conn: psycopg.Connection, now: datetime | None = None) -> OutboxStatu
     age = ((now or datetime.now(UTC)) - oldest).total_seconds()
     return OutboxStatus(int(count), round(max(age, 0.0), 3))
 
+
+
+def relay_probe(runner: Relay, dsn: str) -> Callable[[], dict[str, Any]]:
+    """``GET /health`` of the relay: its progress, what it published, and the backlog.
+
+    503 when the loop made no progress for a while (Kafka or the database down) or the
+    database cannot be asked for the backlog.
+    """
+    def probe() -> dict[str, Any]:
+        body = {**runner.heartbeat.report(), "published": runner.published}
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+            body.update(status(conn).to_dict())
+        return body
+
+    return probe

@@ -15,7 +15,8 @@ from types import FrameType
 import psycopg
 import typer
 
-from meterflow.outbox import Relay, RelayConfig, drain, kafka_producer, status
+from meterflow.health import serve_health
+from meterflow.outbox import Relay, RelayConfig, drain, kafka_producer, relay_probe, status
 
 
 def relay(
@@ -62,5 +63,11 @@ def relay(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    runner.run()
+    health = serve_health(settings.health_port, "relay", relay_probe(runner, settings.dsn),
+                          host=settings.health_host)
+    try:
+        runner.run()
+    finally:
+        if health is not None:
+            health.shutdown()
     typer.echo(f"relay stopped; published {runner.published} outbox row(s)")

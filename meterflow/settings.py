@@ -52,7 +52,14 @@ class Settings(BaseSettings):
 
     # Faust worker
     worker_id: str = "meterflow"
+    worker_web_host: str = Field(
+        "127.0.0.1", description="Address the worker's web server (GET /health) binds; "
+        "0.0.0.0 in a pod so the kubelet's probes reach it"
+    )
     worker_web_port: int = 16066
+    table_standby_replicas: int = Field(
+        1, ge=0, description="Standby copies of each table partition kept by other workers"
+    )
     config_refresh_s: float = Field(5.0, gt=0, description="Configuration reload period")
     offline_check_s: float = Field(15.0, gt=0, description="Offline/deferred-disconnect check")
     worker_session_timeout_s: float = Field(
@@ -68,6 +75,10 @@ class Settings(BaseSettings):
 
     # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")
+    health_host: str = Field("0.0.0.0", description="Address the health endpoint binds")
+
+    # Migrations: the sql/ folder of the checkout unless set (the container image sets it)
+    sql_dir: Path | None = Field(None, description="Folder of the numbered SQL migrations")
 
     @property
     def bootstrap_servers(self) -> str:

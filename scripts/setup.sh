@@ -3,7 +3,9 @@
 #   - system packages (PostgreSQL 15, build tools, Mosquitto, Java 17, Maven, kcat),
 #   - the TimescaleDB extension (Apache-2 edition) built from Debian 13's source package
 #     when PostgreSQL 15 does not have it yet,
-#   - the Python virtual environment in .venv with the project installed.
+#   - the Python virtual environment in .venv with the project installed,
+#   - the chart tools in .tools: helm, kubeconform and helm-docs (go install of pinned
+#     versions) and the Kubernetes JSON schemas of the pinned version, for offline checks.
 # A second run only checks and takes seconds. Needs root or sudo for the first run.
 set -euo pipefail
 
@@ -87,4 +89,54 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# --- Chart tools (.tools; METERFLOW_TOOLS_DIR moves it) -----------------------------------
+# Pinned versions; a stamp per tool makes a second run a few file checks. Helm's version and
+# its default Kubernetes version are set the way its own release build sets them.
+HELM_VERSION=v3.19.0
+HELM_K8S_MINOR=34   # Helm 3.19 is built against client-go 0.34: Kubernetes 1.34
+KUBECONFORM_VERSION=v0.7.0
+HELM_DOCS_VERSION=v1.14.2
+KUBERNETES_VERSION=1.32.0          # the version the chart is rendered and validated for
+KUBERNETES_VALIDATE_VERSION=1.37.0 # PyPI wheel that ships the Kubernetes JSON schemas
+tools="${METERFLOW_TOOLS_DIR:-$here/.tools}"
+mkdir -p "$tools/bin"
+go_tool() {  # NAME MODULE/CMD VERSION [LDFLAGS]
+  local name=$1 pkg=$2 version=$3 ldflags=${4:-}
+  if [ -x "$tools/bin/$name" ] && [ -f "$tools/bin/.$name-$version" ]; then return; fi
+  command -v go >/dev/null || die "Go is needed to install $name $version (go install)"
+  log "installing $name $version (go install; the first build takes a few minutes)"
+  GOBIN="$tools/bin" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath \
+    -ldflags "-s -w $ldflags" "$pkg@$version" || die "go install of $name $version failed"
+  rm -f "$tools/bin/.$name-"*
+  touch "$tools/bin/.$name-$version"
+}
+go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+   -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+   -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR"
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+go_tool helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION"
+schemas="$tools/kubernetes-json-schema"
+if [ ! -f "$schemas/v$KUBERNETES_VERSION-standalone-strict/deployment-apps-v1.json" ] \
+   || [ ! -f "$schemas/.from-$KUBERNETES_VALIDATE_VERSION" ]; then
+  log "unpacking the Kubernetes $KUBERNETES_VERSION JSON schemas (kubernetes-validate $KUBERNETES_VALIDATE_VERSION)"
+  wheels="$tools/cache"
+  mkdir -p "$wheels" "$schemas"
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d "$wheels" \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+    || die "cannot download kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI"
+  .venv/bin/python scripts/k8s_schemas.py \
+    "$wheels/kubernetes_validate-$KUBERNETES_VALIDATE_VERSION-py3-none-any.whl" \
+    "$KUBERNETES_VERSION" "$schemas"
+  rm -f "$schemas"/.from-*
+  touch "$schemas/.from-$KUBERNETES_VALIDATE_VERSION"
+fi
+cat > "$tools/versions.env" <<EOF_VERSIONS
+HELM_VERSION=$HELM_VERSION
+KUBECONFORM_VERSION=$KUBECONFORM_VERSION
+HELM_DOCS_VERSION=$HELM_DOCS_VERSION
+KUBERNETES_VERSION=$KUBERNETES_VERSION
+EOF_VERSIONS
 log "ready"

@@ -93,6 +93,11 @@ class CommandFeed:
                                         name="command-feed")
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """The consumer thread runs (False before start and after it stopped or failed)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def commit(self, watermarks: dict[int, int]) -> None:
         with self._commit_lock:
             self._commit.update(watermarks)
