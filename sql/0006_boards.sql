@@ -174,7 +174,12 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         SELECT d0, d1,
                (date_trunc('month', (d0 - 1)::timestamp) + interval '1 month')::date AS m0,
                date_trunc('month', (d1 + 1)::timestamp)::date AS m1
-        FROM d)
+        FROM d),
+    -- the days read from usage_daily: before m0 and from m1 on, or all when no whole month
+    r AS (
+        SELECT d0 AS lo, CASE WHEN m0 < m1 THEN m0 - 1 ELSE d1 END AS hi FROM m
+        UNION ALL
+        SELECT m1, d1 FROM m WHERE m0 < m1)
     SELECT u.meter_id, u.band, u.units, u.amount_yuan
     FROM m JOIN usage_monthly u
       ON u.bucket >= m.m0::timestamp AT TIME ZONE 'Asia/Shanghai'
@@ -182,8 +187,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WHERE m.m0 < m.m1
     UNION ALL
     SELECT u.meter_id, u.band, u.units, u.amount_yuan
-    FROM m JOIN usage_daily u ON u.bucket BETWEEN m.d0 AND m.d1
-    WHERE m.m0 >= m.m1 OR u.bucket < m.m0 OR u.bucket >= m.m1
+    FROM r JOIN usage_daily u ON u.bucket BETWEEN r.lo AND r.hi
 $$;
 
 -- Reading quality per meter over [t0, t1] in whole local days, the same way.
@@ -195,19 +199,24 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         SELECT (t0 AT TIME ZONE 'Asia/Shanghai')::date AS d0,
                (t1 AT TIME ZONE 'Asia/Shanghai')::date AS d1),
     m AS (
-        SELECT d0::timestamp AT TIME ZONE 'Asia/Shanghai' AS b0,
-               d1::timestamp AT TIME ZONE 'Asia/Shanghai' AS b1,
-               (date_trunc('month', (d0 - 1)::timestamp) + interval '1 month')
-                   AT TIME ZONE 'Asia/Shanghai' AS m0,
-               date_trunc('month', (d1 + 1)::timestamp) AT TIME ZONE 'Asia/Shanghai' AS m1
-        FROM d)
+        SELECT d0, d1,
+               (date_trunc('month', (d0 - 1)::timestamp) + interval '1 month')::date AS m0,
+               date_trunc('month', (d1 + 1)::timestamp)::date AS m1
+        FROM d),
+    r AS (
+        SELECT d0 AS lo, CASE WHEN m0 < m1 THEN m0 - 1 ELSE d1 END AS hi FROM m
+        UNION ALL
+        SELECT m1, d1 FROM m WHERE m0 < m1)
     SELECT q.meter_id, q.readings, q.missed, q.max_gap_s, q.rejected
-    FROM m JOIN quality_monthly q ON q.bucket >= m.m0 AND q.bucket < m.m1
+    FROM m JOIN quality_monthly q
+      ON q.bucket >= m.m0::timestamp AT TIME ZONE 'Asia/Shanghai'
+     AND q.bucket < m.m1::timestamp AT TIME ZONE 'Asia/Shanghai'
     WHERE m.m0 < m.m1
     UNION ALL
     SELECT q.meter_id, q.readings, q.missed, q.max_gap_s, q.rejected
-    FROM m JOIN quality_daily q ON q.bucket BETWEEN m.b0 AND m.b1
-    WHERE m.m0 >= m.m1 OR q.bucket < m.m0 OR q.bucket >= m.m1
+    FROM r JOIN quality_daily q
+      ON q.bucket >= (r.lo::timestamp AT TIME ZONE 'Asia/Shanghai')
+     AND q.bucket <= (r.hi::timestamp AT TIME ZONE 'Asia/Shanghai')
 $$;
 
 -- Recompute every board rollup from the base tables (usage_daily, usage_hourly, ledger,

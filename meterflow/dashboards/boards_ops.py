@@ -200,14 +200,14 @@ QUALITY = Board(
         """, "time", "readings", "missed", "rejected", series=True),), width=12),
         Panel("Meters with the most missed readings", "table", (q(f"""
             SELECT s.meter_id AS meter, p.room_id AS room, p.building_id AS building,
-                   sum(s.readings) AS readings, sum(s.missed) AS missed,
-                   round(max(s.max_gap_s) / 3600.0, 2) AS longest_gap_h,
-                   sum(s.rejected) AS rejected
-            FROM quality_span($__timeFrom(), $__timeTo()) s
+                   s.readings, s.missed, round(s.max_gap_s / 3600.0, 2) AS longest_gap_h,
+                   s.rejected
+            FROM (SELECT meter_id, sum(readings) AS readings, sum(missed) AS missed,
+                         max(max_gap_s) AS max_gap_s, sum(rejected) AS rejected
+                  FROM quality_span($__timeFrom(), $__timeTo()) GROUP BY meter_id) s
             JOIN meter_places p USING (meter_id)
             WHERE {at('p')}
-            GROUP BY 1, 2, 3
-            ORDER BY missed DESC, longest_gap_h DESC LIMIT $top
+            ORDER BY s.missed DESC, s.max_gap_s DESC, s.meter_id LIMIT $top
         """, "meter", "room", "building", "readings", "missed", "longest_gap_h",
              "rejected"),), width=12),
         Row("Meters now"),

@@ -29,8 +29,9 @@ def _by_period(pattern: str, name: str) -> Panel:
 def _top(title: str, key: str, columns: str, names: tuple[str, ...], extra_join: str = ""
          ) -> Panel:
     return Panel(title, "table", (q(f"""
-        SELECT {columns}, sum(s.units) AS units, sum(s.amount_yuan) AS yuan
-        FROM {SPAN} s
+        SELECT {columns}, sum(s.units) AS units, sum(s.yuan) AS yuan
+        FROM (SELECT meter_id, sum(units) AS units, sum(amount_yuan) AS yuan
+              FROM {SPAN} GROUP BY meter_id) s
         JOIN meter_places p USING (meter_id){extra_join}
         WHERE p.commodity = '$commodity' AND {at('p')}
         GROUP BY {key}
