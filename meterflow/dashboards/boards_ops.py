@@ -7,7 +7,16 @@ and month); reading quality from the quality rollups, never from raw readings.
 
 from __future__ import annotations
 
-from meterflow.dashboards.places import TOP, TZ, at, local_day, on_floor, variables
+from meterflow.dashboards.places import (
+    TOP,
+    TZ,
+    account_at,
+    at,
+    local_day,
+    meter_at,
+    on_floor,
+    variables,
+)
 from meterflow.dashboards.spec import Board, Panel, Row, q, query_variable
 
 ROOMS = Board(
@@ -78,8 +87,9 @@ ALARMS = Board(
                    count(*) FILTER (WHERE al.level = 1) AS level_1,
                    count(*) FILTER (WHERE al.level = 2) AS level_2,
                    count(*) FILTER (WHERE al.level = 3) AS level_3
-            FROM alarms al JOIN account_places a USING (account_id)
-            WHERE $__timeFilter(al.at) AND al.kind = 'low_balance' AND {at('a')}
+            FROM alarms al
+            WHERE $__timeFilter(al.at) AND al.kind = 'low_balance'
+              AND {account_at('al.account_id')}
             GROUP BY 1 ORDER BY 1
         """, "level_1", "level_2", "level_3"),
         _per_interval("Disconnections and reconnections", f"""
@@ -87,18 +97,18 @@ ALARMS = Board(
                    count(*) FILTER (WHERE al.kind = 'disconnect') AS disconnect,
                    count(*) FILTER (WHERE al.kind = 'reconnect') AS reconnect,
                    count(*) FILTER (WHERE al.kind = 'disconnect_deferred') AS deferred
-            FROM alarms al JOIN account_places a USING (account_id)
+            FROM alarms al
             WHERE $__timeFilter(al.at)
-              AND al.kind IN ('disconnect', 'reconnect', 'disconnect_deferred') AND {at('a')}
+              AND al.kind IN ('disconnect', 'reconnect', 'disconnect_deferred')
+              AND {account_at('al.account_id')}
             GROUP BY 1 ORDER BY 1
         """, "disconnect", "reconnect", "deferred"),
         Panel("Alarms in range", "table", (q(f"""
-            SELECT al.kind, COALESCE(al.level, 0) AS level, count(*) AS alarms,
-                   count(DISTINCT al.account_id) AS accounts
-            FROM alarms al JOIN account_places a USING (account_id)
-            WHERE $__timeFilter(al.at) AND {at('a')}
+            SELECT al.kind, COALESCE(al.level, 0) AS level, count(*) AS alarms
+            FROM alarms al
+            WHERE $__timeFilter(al.at) AND {account_at('al.account_id')}
             GROUP BY 1, 2 ORDER BY 1, 2
-        """, "kind", "level", "alarms", "accounts"),), width=8),
+        """, "kind", "level", "alarms"),), width=8),
         Panel("Accounts in alarm now", "bargauge", (q(f"""
             SELECT 'level ' || b.alarm_level AS level, count(*) AS accounts
             FROM balances b JOIN account_places a USING (account_id)
@@ -116,27 +126,24 @@ ALARMS = Board(
             FROM commands c
             JOIN (SELECT command_id, min(at) AS first_ack FROM command_acks
                   WHERE $__timeFilter(at) AND status = 'applied' GROUP BY 1) k USING (command_id)
-            JOIN meter_places p USING (meter_id)
-            WHERE $__timeFilter(c.issued_at) AND {at('p')}
+            WHERE $__timeFilter(c.issued_at) AND {meter_at('c.meter_id')}
             GROUP BY 1 ORDER BY 1
         """, "time", "p50_s", "p95_s", "max_s", series=True),), unit="s",
             description="From issuing a command to the meter's applied acknowledgement."),
         Panel("Commands by outcome", "table", (q(f"""
             SELECT c.action, COALESCE(k.status, 'unanswered') AS outcome, count(*) AS commands
             FROM commands c
-            LEFT JOIN LATERAL (SELECT a.status FROM command_acks a
-                               WHERE a.command_id = c.command_id
-                               ORDER BY a.at DESC LIMIT 1) k ON true
-            JOIN meter_places p USING (meter_id)
-            WHERE $__timeFilter(c.issued_at) AND {at('p')}
+            LEFT JOIN command_acks k ON k.command_id = c.command_id AND k.at >= c.issued_at
+            WHERE $__timeFilter(c.issued_at) AND {meter_at('c.meter_id')}
             GROUP BY 1, 2 ORDER BY 1, 2
-        """, "action", "outcome", "commands"),)),
+        """, "action", "outcome", "commands"),),
+            description="Each command has one final acknowledgement (docs/contracts.md)."),
         Panel("Failed and expired commands", "table", (q(f"""
             SELECT a.at AS time, c.meter_id AS meter, c.account_id AS account, c.action,
                    a.status, a.attempts, a.detail
             FROM command_acks a JOIN commands c USING (command_id)
-            JOIN meter_places p ON p.meter_id = c.meter_id
-            WHERE $__timeFilter(a.at) AND a.status IN ('failed', 'expired') AND {at('p')}
+            WHERE $__timeFilter(a.at) AND a.status IN ('failed', 'expired')
+              AND {meter_at('c.meter_id')}
             ORDER BY a.at DESC LIMIT 500
         """, "time", "meter", "account", "action", "status", "attempts", "detail"),),
             width=24, height=8),

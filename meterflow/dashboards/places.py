@@ -52,6 +52,21 @@ def at(alias: str) -> str:
             f"  AND ('__all' IN ($building) OR {alias}.building_id IN ($building))")
 
 
+def placed(column: str, view: str, key: str) -> str:
+    """``column`` is an account or meter at the chosen sites and buildings: with "All" this
+    folds to true when the query is planned, so a large event table is not joined."""
+    return (f"(('__all' IN ($site) AND '__all' IN ($building))\n"
+            f"   OR {column} IN (SELECT {key} FROM {view} WHERE {at(view)}))")
+
+
+def account_at(column: str) -> str:
+    return placed(column, "account_places", "account_id")
+
+
+def meter_at(column: str) -> str:
+    return placed(column, "meter_places", "meter_id")
+
+
 def on_floor(alias: str) -> str:
     return f"('__all' IN ($floor) OR {alias}.floor_id IN ($floor))"
 
