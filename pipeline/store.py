@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-import pipeline.rollups as board_rollups
+from pipeline import board_rollups
 from pipeline.dead_letter import DeadLetter
 
 Row = dict[str, Any]
@@ -40,7 +40,7 @@ async def write_dead_letters(conn: psycopg.AsyncConnection, rows: Sequence[DeadL
 
 
 async def write_accepted(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Readings, and the board rollups of the new ones (pipeline/rollups.py)."""
+    """Readings, and the board rollups of the new ones (pipeline/board_rollups.py)."""
     async with conn.transaction(), conn.cursor() as cur:
         fresh = await board_rollups.inserted(cur, """
             INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
@@ -59,7 +59,7 @@ def _opt(text: str | None) -> Decimal | None:
 
 
 async def write_rejected(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Rejections, and the board rollups of the new ones (pipeline/rollups.py)."""
+    """Rejections, and the board rollups of the new ones (pipeline/board_rollups.py)."""
     async with conn.transaction(), conn.cursor() as cur:
         fresh = await board_rollups.inserted(cur, """
             INSERT INTO rejected_readings (meter_id, ts, reason, value, raw)
@@ -141,7 +141,7 @@ async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> Non
 
 
 async def write_ledger(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Ledger entries, and ledger_daily for the new ones (pipeline/rollups.py)."""
+    """Ledger entries, and ledger_daily for the new ones (pipeline/board_rollups.py)."""
     async with conn.transaction(), conn.cursor() as cur:
         fresh = await board_rollups.inserted(cur, """
             INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, balance_fen,

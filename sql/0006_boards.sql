@@ -1,6 +1,6 @@
 -- Rollups behind the Grafana boards, and the pipeline's own metrics.
 -- The Apache-2 edition of TimescaleDB has no continuous aggregates, so these are plain
--- hypertables kept by the sinks (pipeline/rollups.py) in the same transaction that lands
+-- hypertables kept by the sinks (pipeline/board_rollups.py) in the same transaction that lands
 -- the base rows, adding each new base row once. Buckets are the start of the period as an
 -- instant: local days and months of the reporting time zone (Asia/Shanghai, as usage_daily),
 -- UTC hours. `rebuild_board_rollups()` recomputes all of them from the base tables; this

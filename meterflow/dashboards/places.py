@@ -11,7 +11,7 @@ from typing import Any
 
 from meterflow.dashboards.spec import custom_variable, datasource_variable, query_variable
 
-TZ = "'Asia/Shanghai'"  # the reporting time zone of the rollups (pipeline/rollups.py)
+TZ = "'Asia/Shanghai'"  # the reporting time zone of the rollups (pipeline/board_rollups.py)
 
 SITE = query_variable("site", "Site", """
     SELECT site_id AS __value, COALESCE(NULLIF(name, ''), site_id) AS __text

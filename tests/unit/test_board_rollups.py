@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from pipeline.metrics import SinkStats, lag_by_topic, metric_rows
-from pipeline.rollups import (
+from pipeline.board_rollups import (
     REPORT_TZ,
     Place,
     Quality,
@@ -17,6 +16,7 @@ from pipeline.rollups import (
     usage_sums,
     utc_hour,
 )
+from pipeline.metrics import SinkStats, lag_by_topic, metric_rows
 
 # 16:30 UTC on 30 June is 00:30 on 1 July in Shanghai: July's day and month.
 LATE = datetime(2026, 6, 30, 16, 30, tzinfo=UTC)
