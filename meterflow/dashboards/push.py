@@ -54,13 +54,13 @@ def push(url: str, token: str, datasource: dict[str, Any], boards: tuple[Board, 
          step: Callable[[str], None] = lambda _: None, timeout_s: float = 10.0) -> PushReport:
     """Create or update the data source, the folder and the boards; ``step`` is told what
     is being done (for a progress display)."""
-    import niquests
+    import requests
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaException
 
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout_s)
     report = PushReport()
-    failures = (GrafanaException, niquests.exceptions.RequestException, OSError)
+    failures = (GrafanaException, requests.exceptions.RequestException, OSError)
     uid = datasource["uid"]
 
     step("data source")
