@@ -103,11 +103,10 @@ def _load(directory: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if directory is None:
         rendered = files()
         boards = {k: json.loads(v) for k, v in rendered.items()
-                  if k.endswith(".json") and k != "columns.json"}
-        return boards, json.loads(rendered["columns.json"])
-    boards = {p.name: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))
-              if p.name != "columns.json"}
-    return boards, json.loads((directory / "columns.json").read_text())
+                  if k.endswith(".json") and "/" not in k}
+        return boards, json.loads(rendered["checks/columns.json"])
+    boards = {p.name: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+    return boards, json.loads((directory / "checks" / "columns.json").read_text())
 
 
 @dashboards_app.command("check")

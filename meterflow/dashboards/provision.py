@@ -4,7 +4,7 @@ and the dashboard provider, plus the expected columns of every panel query.
 Layout of an export (the repository's ``dashboards/`` is one, with the defaults):
 
     <dir>/<board>.json                               one per board, sorted keys
-    <dir>/columns.json                               expected columns per panel query
+    <dir>/checks/columns.json                        expected columns per panel query (not a board)
     <dir>/provisioning/datasources/meterflow.yaml    copy to Grafana's provisioning/datasources
     <dir>/provisioning/dashboards/meterflow.yaml     copy to Grafana's provisioning/dashboards
 
@@ -94,7 +94,7 @@ def files(target: DatabaseTarget = DatabaseTarget(), boards_path: str = BOARDS_P
           boards: tuple[Board, ...] = BOARDS) -> dict[str, str]:
     """Relative path -> content of every file of an export."""
     out = {file_name(b): dumps(render(b)) for b in boards}
-    out["columns.json"] = dumps({b.uid: columns(b) for b in boards})
+    out["checks/columns.json"] = dumps({b.uid: columns(b) for b in boards})
     out["provisioning/datasources/meterflow.yaml"] = datasource_yaml(target)
     out["provisioning/dashboards/meterflow.yaml"] = provider_yaml(boards_path)
     return out

@@ -3,7 +3,7 @@ rendered to Grafana's dashboard JSON.
 
 Written once here and rendered to ``dashboards/*.json`` (``meterflow dashboards export``),
 so every board shares the same data-source reference, variables and layout rules, and the
-columns each panel expects travel with it (``dashboards/columns.json``) for the checks that
+columns each panel expects travel with it (``dashboards/checks/columns.json``) for the checks that
 run every panel's SQL.
 """
 
@@ -150,7 +150,7 @@ def render(board: Board) -> dict[str, Any]:
 
 
 def columns(board: Board) -> dict[str, dict[str, list[str]]]:
-    """Expected columns per panel id and query refId (the sidecar dashboards/columns.json)."""
+    """Expected columns per panel id and query refId (dashboards/checks/columns.json)."""
     out: dict[str, dict[str, list[str]]] = {}
     for pid, item in enumerate(board.items, start=1):
         if isinstance(item, Panel):

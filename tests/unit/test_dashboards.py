@@ -17,17 +17,17 @@ from meterflow.dashboards.provision import DatabaseTarget, files
 from meterflow.dashboards.spec import DATASOURCE_REF, DATASOURCE_TYPE, DATASOURCE_UID
 
 DIR = Path(__file__).resolve().parents[2] / "dashboards"
-BOARD_FILES = sorted(p for p in DIR.glob("*.json") if p.name != "columns.json")
+BOARD_FILES = sorted(DIR.glob("*.json"))
 
 
 def load() -> tuple[dict[str, Any], dict[str, Any]]:
     boards = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in BOARD_FILES}
-    return boards, json.loads((DIR / "columns.json").read_text(encoding="utf-8"))
+    return boards, json.loads((DIR / "checks" / "columns.json").read_text(encoding="utf-8"))
 
 
 def test_one_file_per_board_each_in_the_stable_formatting() -> None:
     assert len(BOARD_FILES) == len(BOARDS) == 6
-    for path in [*BOARD_FILES, DIR / "columns.json"]:
+    for path in [*BOARD_FILES, DIR / "checks" / "columns.json"]:
         text = path.read_text(encoding="utf-8")
         again = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
         assert text == again + "\n", f"{path.name} is not sorted-key, two-space JSON"
