@@ -37,6 +37,7 @@ def _register() -> None:
     from connectors.notify.cli import notifier, notify_app
     from meterflow.accounts_cli import account_app, refund, topup
     from meterflow.api.cli import api, token_app, user_app
+    from meterflow.dashboards.cli import dashboards_app
     from meterflow.db.cli import db_app
     from meterflow.ops_cli import ops_app
     from meterflow.outbox_cli import relay
@@ -49,7 +50,7 @@ def _register() -> None:
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
               "user": user_app, "token": token_app, "ops": ops_app,
-              "notify": notify_app, "topics": topics_app}
+              "notify": notify_app, "topics": topics_app, "dashboards": dashboards_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {

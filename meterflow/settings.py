@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     worker_session_timeout_s: float = Field(
         30.0, ge=6, le=300,
         description="Kafka group session timeout: how soon a dead worker's partitions move")
+    metrics_period_s: float = Field(
+        30.0, ge=0, description="Period of the pipeline_metrics rows, 0: none (metrics.py)")
 
     # Operators' HTTP API (`meterflow api`, meterflow/api/)
     api_host: str = Field("127.0.0.1", description="Address the API listens on")

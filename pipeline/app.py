@@ -12,7 +12,7 @@ from typing import Any
 import faust
 
 from meterflow.settings import Settings
-from pipeline import agents, sinks
+from pipeline import agents, metrics, sinks
 from pipeline.agents import Clock, utc_now
 from pipeline.config_source import ConfigTable
 from pipeline.database import Database
@@ -64,6 +64,7 @@ def create_app(settings: Settings, clock: Clock = utc_now, role: str = "all") ->
         agents.register(app, config, clock, settings.offline_check_s)
     if role != "processor":
         sinks.register(app, settings.dsn)
+    metrics.register(app, settings.dsn, settings.bootstrap_servers, settings.metrics_period_s)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

@@ -7,6 +7,7 @@ idempotent on event ids, so a replayed batch changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -14,7 +15,7 @@ import faust
 import psycopg
 from faust.types import EventT
 
-from pipeline import store, topics
+from pipeline import metrics, store, topics
 from pipeline.agents import Outputs, dead_letter
 from pipeline.database import Database, Writer
 from pipeline.dead_letter import DeadLetter
@@ -66,7 +67,9 @@ def register(app: faust.App, dsn: str) -> None:
                         topic=message.topic, partition=message.partition,
                         offset=message.offset, timestamp_s=message.timestamp,
                         key=message.key, raw=message.value))
+            started = time.monotonic()
             await db.write(store.write_dead_letters, rows)
+            metrics.STATS.observe(topics.DEAD_LETTERS, len(rows), time.monotonic() - started)
 
 
 def _sink(app: faust.App, out: Outputs, name: str, writer: Writer, db: Database) -> None:
@@ -84,6 +87,7 @@ def _sink(app: faust.App, out: Outputs, name: str, writer: Writer, db: Database)
                     rows.append((event.message, value))
                 except ValueError as exc:
                     bad.append(dead_letter(f"sink:{name}", f"unreadable: {exc}", event.message))
+            started = time.monotonic()
             try:
                 await db.write(writer, [value for _, value in rows])
             except UNWRITABLE:
@@ -95,6 +99,7 @@ def _sink(app: faust.App, out: Outputs, name: str, writer: Writer, db: Database)
                     except UNWRITABLE as exc:
                         reason = f"not writable: {exc.__class__.__name__}: {exc}"
                         bad.append(dead_letter(f"sink:{name}", reason, message))
+            metrics.STATS.observe(name, len(rows), time.monotonic() - started)
             await out.send(bad)
 
     app.agent(topic, name=f"sink-{name}", concurrency=1)(sink)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from pipeline import board_rollups
 from pipeline.dead_letter import DeadLetter
 
 Row = dict[str, Any]
@@ -39,12 +40,18 @@ async def write_dead_letters(conn: psycopg.AsyncConnection, rows: Sequence[DeadL
 
 
 async def write_accepted(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts) DO NOTHING""",
-        [(r["meter_id"], _ts(r["ts"]), Decimal(r["value"]), r["unit"],
-          *(_opt(r["registers"].get(b)) for b in ("sharp", "peak", "flat", "valley")),
-          r.get("source", "")) for r in rows])
+    """Readings, and the board rollups of the new ones (pipeline/board_rollups.py)."""
+    async with conn.transaction(), conn.cursor() as cur:
+        fresh = await board_rollups.inserted(cur, """
+            INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts) DO NOTHING
+            RETURNING meter_id, ts""",
+            [(r["meter_id"], _ts(r["ts"]), Decimal(r["value"]), r["unit"],
+              *(_opt(r["registers"].get(b)) for b in ("sharp", "peak", "flat", "valley")),
+              r.get("source", "")) for r in rows])
+        starts = {(r["meter_id"], _ts(r["ts"])): _ts((r.get("interval") or {}).get("start"))
+                  for r in rows}
+        await board_rollups.add_accepted(cur, [(m, ts, starts.get((m, ts))) for m, ts in fresh])
 
 
 def _opt(text: str | None) -> Decimal | None:
@@ -52,11 +59,15 @@ def _opt(text: str | None) -> Decimal | None:
 
 
 async def write_rejected(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO rejected_readings (meter_id, ts, reason, value, raw)
-        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts, reason) DO NOTHING""",
-        [(r["meter_id"], _ts(r["ts"]), r["reason"], _opt(r.get("value")),
-          base64.b64decode(r["raw_b64"])) for r in rows])
+    """Rejections, and the board rollups of the new ones (pipeline/board_rollups.py)."""
+    async with conn.transaction(), conn.cursor() as cur:
+        fresh = await board_rollups.inserted(cur, """
+            INSERT INTO rejected_readings (meter_id, ts, reason, value, raw)
+            VALUES (%s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts, reason) DO NOTHING
+            RETURNING meter_id, ts, reason""",
+            [(r["meter_id"], _ts(r["ts"]), r["reason"], _opt(r.get("value")),
+              base64.b64decode(r["raw_b64"])) for r in rows])
+        await board_rollups.add_rejected(cur, fresh)
 
 
 INSERT_LINE = """
@@ -126,15 +137,21 @@ async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> Non
         if hourly:
             await cur.executemany(HOURLY, hourly)
             await cur.executemany(DAILY, daily)
+        await board_rollups.add_usage(cur, fresh)  # the board rollups (sql/0006_boards.sql)
 
 
 async def write_ledger(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, balance_fen,
-                            meter_id, ref, detail)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id, at) DO NOTHING""",
-        [(r["entry_id"], r["account_id"], r["seq"], _ts(r["at"]), r["kind"], r["amount_fen"],
-          r["balance_fen"], r.get("meter_id"), r["key"], r.get("detail", "")) for r in rows])
+    """Ledger entries, and ledger_daily for the new ones (pipeline/board_rollups.py)."""
+    async with conn.transaction(), conn.cursor() as cur:
+        fresh = await board_rollups.inserted(cur, """
+            INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, balance_fen,
+                                meter_id, ref, detail)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id, at) DO NOTHING
+            RETURNING account_id, at, kind, amount_fen""",
+            [(r["entry_id"], r["account_id"], r["seq"], _ts(r["at"]), r["kind"],
+              r["amount_fen"], r["balance_fen"], r.get("meter_id"), r["key"],
+              r.get("detail", "")) for r in rows])
+        await board_rollups.add_ledger(cur, fresh)
 
 
 async def write_balances(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
