@@ -13,11 +13,11 @@ Before every attempt a command past its deadline becomes final ``expired``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
+from connectors.backoff import Backoff, backoff_delay
 from connectors.dispatch.commands import Command, Status
 
 
@@ -29,33 +29,19 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Backoff):
+    """Backoff of unreachable meters (connectors.backoff), the time an attempt may take and
+    how many refusals a command gets; jitter is deterministic per command and attempt."""
+
     base_s: float = 1.0
-    factor: float = 2.0
     cap_s: float = 60.0
-    jitter: float = 0.2  # +/- this fraction, deterministic per command and attempt
     attempt_timeout_s: float = 10.0
     max_refusals: int = 3
 
     def __post_init__(self) -> None:
-        if self.base_s <= 0 or self.factor < 1 or self.cap_s < self.base_s:
-            raise ValueError("backoff needs base_s > 0, factor >= 1 and cap_s >= base_s")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
+        super().__post_init__()
         if self.attempt_timeout_s <= 0 or self.max_refusals < 1:
             raise ValueError("attempt_timeout_s must be > 0 and max_refusals >= 1")
-
-
-def backoff_delay(policy: RetryPolicy, attempt: int, salt: str = "") -> timedelta:
-    """Delay after failed attempt number ``attempt`` (1-based): base * factor^(n-1), capped,
-    with a deterministic jitter so a fleet of commands does not retry in lockstep."""
-    if attempt < 1:
-        raise ValueError("attempt numbers start at 1")
-    raw = min(policy.cap_s, policy.base_s * policy.factor ** min(attempt - 1, 64))
-    digest = hashlib.sha256(f"{salt}:{attempt}".encode()).digest()
-    unit = int.from_bytes(digest[:8], "big") / 2**64  # [0, 1)
-    spread = raw * policy.jitter * (2 * unit - 1)
-    return timedelta(seconds=max(0.0, min(policy.cap_s, raw + spread)))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from connectors.backoff import Backoff, backoff_delay
 from connectors.notify.model import META_KIND
 
 DEFAULT_URGENT = frozenset({"disconnect"})
@@ -39,31 +39,18 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Backoff):
+    """Backoff of failed attempts (connectors.backoff) and how many attempts a
+    notification gets."""
+
     base_s: float = 30.0
-    factor: float = 2.0
     cap_s: float = 1800.0
-    jitter: float = 0.2
     max_attempts: int = 8
 
     def __post_init__(self) -> None:
-        if self.base_s <= 0 or self.factor < 1 or self.cap_s < self.base_s:
-            raise ValueError("backoff needs base_s > 0, factor >= 1 and cap_s >= base_s")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
+        super().__post_init__()
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-
-
-def backoff_delay(policy: RetryPolicy, attempt: int, salt: str = "") -> timedelta:
-    """Delay after failed attempt ``attempt`` (1-based), capped, jittered by ``salt``."""
-    if attempt < 1:
-        raise ValueError("attempt numbers start at 1")
-    raw = min(policy.cap_s, policy.base_s * policy.factor ** min(attempt - 1, 64))
-    digest = hashlib.sha256(f"{salt}:{attempt}".encode()).digest()
-    unit = int.from_bytes(digest[:8], "big") / 2**64  # [0, 1)
-    spread = raw * policy.jitter * (2 * unit - 1)
-    return timedelta(seconds=min(policy.cap_s, max(0.0, raw + spread)))
 
 
 @dataclass(frozen=True)
