@@ -28,7 +28,7 @@ from pipeline.billing import TariffBook, load_tariff_text
 from pipeline.billing.bill import bill_readings
 from pipeline.billing.money import round_fen
 from pipeline.billing.reading import Reading
-from pipeline.setup import MeterSetup
+from pipeline.configuration import MeterSetup
 
 
 @dataclass(frozen=True)

@@ -50,18 +50,30 @@ class Settings(BaseSettings):
         None, description="default: the password generated into the state folder"
     )
 
-    # Faust worker
-    worker_id: str = "meterflow"
+    # Stream workers (pipeline/worker.py)
+    worker_id: str = Field("meterflow", description="Consumer group of the processors; the "
+                           "sinks use <worker_id>-sink")
     worker_web_host: str = Field(
         "127.0.0.1", description="Address the worker's web server (GET /health) binds; "
         "0.0.0.0 in a pod so the kubelet's probes reach it"
     )
     worker_web_port: int = 16066
-    table_standby_replicas: int = Field(
-        1, ge=0, description="Standby copies of each table partition kept by other workers"
-    )
+    commit_interval_s: float = Field(
+        0.25, gt=0, le=60, description="Processors' transaction commit period: outputs "
+        "become visible at each commit")
+    sink_commit_interval_s: float = Field(
+        0.5, gt=0, le=60, description="Sinks' write-and-commit period")
     config_refresh_s: float = Field(5.0, gt=0, description="Configuration reload period")
-    offline_check_s: float = Field(15.0, gt=0, description="Offline/deferred-disconnect check")
+    offline_check_s: float = Field(
+        15.0, gt=0, description="Clock period: silent meters, deferred cuts, command retries")
+    command_ttl_s: float = Field(900.0, ge=10, description="A supply command's deadline, "
+                                 "counted from when it is made")
+    command_retry_base_s: float = Field(60.0, gt=0, description="First wait before a "
+                                        "command that expired or failed is issued again")
+    command_retry_cap_s: float = Field(3600.0, gt=0, description="Longest wait between "
+                                       "attempts (the wait doubles)")
+    command_max_attempts: int = Field(8, ge=1, le=100, description="Attempts per supply "
+                                      "command before operators are asked to step in")
     worker_session_timeout_s: float = Field(
         30.0, ge=6, le=300,
         description="Kafka group session timeout: how soon a dead worker's partitions move")

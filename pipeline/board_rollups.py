@@ -125,10 +125,10 @@ SELECT meter_id, site_id, building_id, commodity, expected_interval_s
 FROM meter_places WHERE meter_id = ANY(%s)"""
 
 
-async def meter_places(cur: psycopg.AsyncCursor[Any], meters: Iterable[str]
+def meter_places(cur: psycopg.Cursor[Any], meters: Iterable[str]
                        ) -> dict[str, Place]:
-    await cur.execute(PLACES, (sorted(set(meters)),))
-    return {m: Place(s, b, c, i) for m, s, b, c, i in await cur.fetchall()}
+    cur.execute(PLACES, (sorted(set(meters)),))
+    return {m: Place(s, b, c, i) for m, s, b, c, i in cur.fetchall()}
 
 
 USAGE_UPSERT = {
@@ -150,16 +150,16 @@ def _sum_upsert(table: str, columns: str, conflict: str, sums: Sequence[str],
             f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}")
 
 
-async def add_usage(cur: psycopg.AsyncCursor[Any],
+def add_usage(cur: psycopg.Cursor[Any],
                     fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]) -> None:
     """Newly inserted rated lines -> usage_monthly and the per-building usage rollups."""
     if not fresh:
         return
-    places = await meter_places(cur, (line[0] for line in fresh))
+    places = meter_places(cur, (line[0] for line in fresh))
     for table, sums in usage_sums(fresh, places).items():
         columns, conflict = USAGE_UPSERT[table]
         sql = _sum_upsert(table, columns, conflict, ("units", "amount_yuan"))
-        await cur.executemany(sql, [(*key, u, a) for key, (u, a) in sorted(sums.items())])
+        cur.executemany(sql, [(*key, u, a) for key, (u, a) in sorted(sums.items())])
 
 
 QUALITY_UPSERT = {
@@ -173,7 +173,7 @@ QUALITY_UPSERT = {
 }
 
 
-async def _add_quality(cur: psycopg.AsyncCursor[Any],
+def _add_quality(cur: psycopg.Cursor[Any],
                        items: Sequence[tuple[str, datetime, Quality]],
                        places: dict[str, Place]) -> None:
     for table, sums in quality_sums(items, places).items():
@@ -182,39 +182,39 @@ async def _add_quality(cur: psycopg.AsyncCursor[Any],
         else:
             params = [(*k, q.readings, q.missed, q.rejected, q.max_gap_s)
                       for k, q in sorted(sums.items())]
-        await cur.executemany(QUALITY_UPSERT[table], params)
+        cur.executemany(QUALITY_UPSERT[table], params)
 
 
-async def add_accepted(cur: psycopg.AsyncCursor[Any],
+def add_accepted(cur: psycopg.Cursor[Any],
                        fresh: Sequence[tuple[str, datetime, datetime | None]]) -> None:
     """Newly inserted readings (meter, ts, start of the interval they close or None)."""
     if not fresh:
         return
-    places = await meter_places(cur, (r[0] for r in fresh))
+    places = meter_places(cur, (r[0] for r in fresh))
     items = []
     for meter, ts, start in fresh:
         expected = places.get(meter, NOWHERE).expected_interval_s
         missed, gap = gap_figures(start, ts, expected)
         items.append((meter, ts, Quality(readings=1, missed=missed, max_gap_s=gap)))
-    await _add_quality(cur, items, places)
+    _add_quality(cur, items, places)
 
 
 REJECTIONS = _sum_upsert("rejections_daily", "bucket, site_id, building_id, reason",
                          "site_id, building_id, reason, bucket", ("rejected",))
 
 
-async def add_rejected(cur: psycopg.AsyncCursor[Any],
+def add_rejected(cur: psycopg.Cursor[Any],
                        fresh: Sequence[tuple[str, datetime, str]]) -> None:
     """Newly inserted rejections (meter, ts, reason)."""
     if not fresh:
         return
-    places = await meter_places(cur, (r[0] for r in fresh))
-    await _add_quality(cur, [(m, ts, Quality(rejected=1)) for m, ts, _ in fresh], places)
+    places = meter_places(cur, (r[0] for r in fresh))
+    _add_quality(cur, [(m, ts, Quality(rejected=1)) for m, ts, _ in fresh], places)
     by_reason: dict[Key, int] = defaultdict(int)
     for meter, ts, reason in fresh:
         p = places.get(meter, NOWHERE)
         by_reason[(local_day(ts), p.site_id, p.building_id, reason)] += 1
-    await cur.executemany(REJECTIONS, [(*k, n) for k, n in sorted(by_reason.items())])
+    cur.executemany(REJECTIONS, [(*k, n) for k, n in sorted(by_reason.items())])
 
 
 LEDGER_DAILY = _sum_upsert("ledger_daily", "bucket, site_id, building_id, kind",
@@ -223,31 +223,31 @@ ACCOUNT_PLACES = """
 SELECT account_id, site_id, building_id FROM account_places WHERE account_id = ANY(%s)"""
 
 
-async def add_ledger(cur: psycopg.AsyncCursor[Any],
+def add_ledger(cur: psycopg.Cursor[Any],
                      fresh: Sequence[tuple[str, datetime, str, int]]) -> None:
     """Newly inserted ledger entries (account, at, kind, amount_fen) -> ledger_daily."""
     if not fresh:
         return
-    await cur.execute(ACCOUNT_PLACES, (sorted({r[0] for r in fresh}),))
-    where = {a: (s, b) for a, s, b in await cur.fetchall()}
+    cur.execute(ACCOUNT_PLACES, (sorted({r[0] for r in fresh}),))
+    where = {a: (s, b) for a, s, b in cur.fetchall()}
     sums: dict[Key, list[int]] = {}
     for account, at, kind, fen in fresh:
         site, building = where.get(account, ("", ""))
         acc = sums.setdefault((local_day(at), site, building, kind), [0, 0])
         acc[0] += fen
         acc[1] += 1
-    await cur.executemany(LEDGER_DAILY, [(*k, f, n) for k, (f, n) in sorted(sums.items())])
+    cur.executemany(LEDGER_DAILY, [(*k, f, n) for k, (f, n) in sorted(sums.items())])
 
 
-async def inserted(cur: psycopg.AsyncCursor[Any], sql: str,
+def inserted(cur: psycopg.Cursor[Any], sql: str,
                    params: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Run ``INSERT ... ON CONFLICT DO NOTHING RETURNING ...`` for each parameter tuple
     and return the rows it inserted (a redelivered row returns nothing)."""
     if not params:
         return []
-    await cur.executemany(sql, params, returning=True)
+    cur.executemany(sql, params, returning=True)
     rows: list[tuple[Any, ...]] = []
     while True:
-        rows.extend(await cur.fetchall())
+        rows.extend(cur.fetchall())
         if not cur.nextset():
             return rows

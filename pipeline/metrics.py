@@ -1,6 +1,6 @@
 """The worker's own figures for the pipeline-health board, written to ``pipeline_metrics``.
 
-Sinks report each batch they wrote (``STATS.observe``); every period a timer takes the
+Sinks report each batch they wrote (``STATS.observe``); every period a thread takes the
 counters, measures this worker's consumer lag on its assigned partitions (end offset minus
 committed offset, or minus the earliest offset when nothing was committed yet: such a
 partition is read from its beginning), and writes one row per topic to
@@ -10,22 +10,19 @@ Kafka's client is blocking, so the lag is read in a thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 import psycopg
 
 from pipeline import topics
-from pipeline.database import Database
 
 log = logging.getLogger("meterflow.pipeline")
 PROJECT_TOPICS = frozenset(spec.name for spec in topics.TOPICS)
@@ -65,7 +62,7 @@ class SinkStats:
         return stats
 
 
-#: The process's sink counters (one Faust app per worker process).
+#: The process's sink counters (one sink application per worker process).
 STATS = SinkStats()
 
 
@@ -154,43 +151,74 @@ def metric_rows(at: datetime, worker: str, period_s: float, stats: dict[str, Top
     return rows
 
 
-async def write_metrics(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
+def write_metrics(conn: psycopg.Connection, rows: Sequence[Row]) -> None:
     """One transaction: the period's rows, then the same added to their hour (only the
     rows inserted now, so a retried write adds nothing twice)."""
-    async with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur:
         fresh: list[tuple[Any, ...]] = []
         for row in rows:
-            await cur.execute(INSERT, row)
-            fresh.extend(await cur.fetchall())
-        await cur.executemany(HOURLY, fresh)
+            cur.execute(INSERT, row)
+            fresh.extend(cur.fetchall())
+        if fresh:
+            cur.executemany(HOURLY, fresh)
 
 
 def worker_name(group: str) -> str:
     return f"{group}@{socket.gethostname()}:{os.getpid()}"
 
 
-def register(app: faust.App, dsn: str, bootstrap: str, period_s: float) -> None:
-    """Write this worker's figures every ``period_s`` seconds (0: not at all)."""
-    if period_s <= 0:
-        return
-    db = Database(dsn)
-    group = str(app.conf.id)
-    reader = LagReader(bootstrap, group)
-    worker = worker_name(group)
-    last = [time.monotonic()]
+class MetricsWriter:
+    """Writes this worker's figures every ``period_s`` seconds in a thread of its own.
 
-    @app.timer(interval=period_s)
-    async def pipeline_metrics() -> None:
-        now = time.monotonic()
-        period, last[0] = max(now - last[0], 1e-3), now
+    ``assigned`` returns the (topic, partition) pairs the worker's consumer holds now.
+    """
+
+    def __init__(self, dsn: str, bootstrap: str, group: str, period_s: float,
+                 assigned: Callable[[], Sequence[tuple[str, int]]]) -> None:
+        self.dsn = dsn
+        self.group = group
+        self.period_s = period_s
+        self.assigned = assigned
+        self.reader = LagReader(bootstrap, group)
+        self.worker = worker_name(group)
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection | None = None
+
+    def write_once(self, period: float) -> None:
         stats = STATS.take()
-        assigned = sorted((tp.topic, tp.partition) for tp in app.consumer.assignment()
-                          if tp.topic in PROJECT_TOPICS)
+        assigned = sorted(tp for tp in self.assigned() if tp[0] in PROJECT_TOPICS)
         try:
-            lags = await asyncio.get_running_loop().run_in_executor(None, reader.read, assigned)
+            lags = self.reader.read(assigned)
         except Exception as exc:  # the figures must never stop the worker
             log.warning("consumer lag not measured: %s", exc)
-            reader.close()
+            self.reader.close()
             lags = {}
-        rows = metric_rows(datetime.now(UTC), worker, period, stats, lags)
-        await db.write(write_metrics, rows)
+        rows = metric_rows(datetime.now(UTC), self.worker, period, stats, lags)
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+        write_metrics(self._conn, rows)
+
+    def run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.period_s):
+            now = time.monotonic()
+            period, last = max(now - last, 1e-3), now
+            try:
+                self.write_once(period)
+            except Exception as exc:
+                log.warning("pipeline metrics not written: %s", exc)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+        self.reader.close()
+
+    def start(self) -> threading.Thread | None:
+        """Start writing (nothing when ``period_s`` is 0)."""
+        if self.period_s <= 0:
+            return None
+        thread = threading.Thread(target=self.run, name="metrics", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

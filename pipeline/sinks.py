@@ -1,105 +1,214 @@
-"""Sink agents: each pipeline topic lands in its TimescaleDB table, in batches.
+"""The sinks: each pipeline topic lands in its TimescaleDB table, one batch per commit.
 
-A batch is acknowledged to Kafka only after its transaction committed; writes are
-idempotent on event ids, so a replayed batch changes nothing.
+A Quix Streams application of its own (role ``sink``, consumer group ``<group>-sink``,
+at least once, reading only committed records), so sinks and processors scale apart. Each
+topic has one :class:`TableSink`: records collect between two commits and are written in
+one transaction by pipeline/store.py when the engine commits; the offsets are committed
+only after the write, so a crash re-reads and rewrites (idempotent), never skips.
+
+A record that cannot be read, or that the database refuses, becomes a dead letter (with
+its raw bytes and the reason) and the others are written; a database that cannot be
+reached pauses the sink and retries (``SinkBackpressureError``), losing nothing.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import faust
+import msgspec
 import psycopg
-from faust.types import EventT
+from confluent_kafka import Producer
+from quixstreams import Application
+from quixstreams.models import HeadersTuples
+from quixstreams.sinks import BaseSink, SinkBackpressureError
 
 from pipeline import metrics, store, topics
-from pipeline.agents import Outputs, dead_letter
-from pipeline.database import Database, Writer
 from pipeline.dead_letter import DeadLetter
+from pipeline.messages import (
+    AcceptedReading,
+    AlarmMessage,
+    BalanceMessage,
+    CommandAck,
+    CommandMessage,
+    LedgerMessage,
+    MessageError,
+    MeterEvent,
+    RatedInterval,
+    RejectedReading,
+    read,
+)
+from pipeline.worker_settings import WorkerSettings
+
+log = logging.getLogger("meterflow.sinks")
 
 #: Errors of the record itself (a retry cannot help), as opposed to an unreachable database.
 UNWRITABLE = (KeyError, TypeError, ValueError, ArithmeticError, psycopg.DataError,
               psycopg.IntegrityError, psycopg.ProgrammingError)
-BATCH_MAX = 500
-BATCH_WITHIN_S = 0.5
+RETRY_AFTER_S = 2.0
 
-#: topic -> the writer of its table
-SINKS: dict[str, Writer] = {
-    topics.ACCEPTED_READINGS: store.write_accepted,
-    topics.REJECTED_READINGS: store.write_rejected,
-    topics.RATED_INTERVALS: store.write_rated,
-    topics.LEDGER: store.write_ledger,
-    topics.BALANCES: store.write_balances,
-    topics.ALARMS: store.write_alarms,
-    topics.COMMANDS: store.write_commands,
-    topics.COMMAND_ACKS: store.write_acks,
-    topics.METER_EVENTS: store.write_meter_events,
+
+@dataclass(frozen=True)
+class Table:
+    """How one topic lands: its payload type and its writer."""
+
+    kind: type[Any] | None  # None: dead letters (pipeline/dead_letter.py)
+    writer: Callable[[psycopg.Connection, Sequence[Any]], None]
+
+
+TABLES: dict[str, Table] = {
+    topics.ACCEPTED_READINGS: Table(AcceptedReading, store.write_accepted),
+    topics.REJECTED_READINGS: Table(RejectedReading, store.write_rejected),
+    topics.RATED_INTERVALS: Table(RatedInterval, store.write_rated),
+    topics.LEDGER: Table(LedgerMessage, store.write_ledger),
+    topics.BALANCES: Table(BalanceMessage, store.write_balances),
+    topics.ALARMS: Table(AlarmMessage, store.write_alarms),
+    topics.COMMANDS: Table(CommandMessage, store.write_commands),
+    topics.COMMAND_ACKS: Table(CommandAck, store.write_acks),
+    topics.METER_EVENTS: Table(MeterEvent, store.write_meter_events),
+    topics.DEAD_LETTERS: Table(None, store.write_dead_letters),
 }
 
 
-def batches(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
-    """Events in batches; the batch is acknowledged only after the loop body returns."""
-    return cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+@dataclass(frozen=True)
+class Record:
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
 
 
-def register(app: faust.App, dsn: str) -> None:
-    out = Outputs(app)
-    for name, writer in SINKS.items():
-        _sink(app, out, name, writer, Database(dsn))
-    letters = app.topic(topics.DEAD_LETTERS, key_serializer="raw", value_serializer="raw")
-    db = Database(dsn)
+class Connection:
+    """One PostgreSQL connection with its staging tables, reopened after a failure."""
 
-    @app.agent(letters, name="sink-deadletter", concurrency=1)
-    async def dead_letter_sink(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            rows = []
-            for event in events:
-                message = event.message
-                try:
-                    rows.append(DeadLetter.from_json(message.value or b""))
-                except (ValueError, KeyError, TypeError) as exc:
-                    # Not written by us: keep it whole as a dead letter of its own.
-                    rows.append(DeadLetter.from_kafka(
-                        stage="dead-letter-sink", reason=f"unreadable dead letter: {exc}",
-                        topic=message.topic, partition=message.partition,
-                        offset=message.offset, timestamp_s=message.timestamp,
-                        key=message.key, raw=message.value))
-            started = time.monotonic()
-            await db.write(store.write_dead_letters, rows)
-            metrics.STATS.observe(topics.DEAD_LETTERS, len(rows), time.monotonic() - started)
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: psycopg.Connection | None = None
+
+    def get(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+            store.prepare(conn)
+            self._conn = conn
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
 
-def _sink(app: faust.App, out: Outputs, name: str, writer: Writer, db: Database) -> None:
-    topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+class TableSink(BaseSink):
+    """Lands one topic in its table at every commit (pipeline/store.py)."""
 
-    async def sink(stream: faust.StreamT) -> None:
-        async for events in batches(stream):
-            rows: list[tuple[Any, dict[str, Any]]] = []
-            bad = []
-            for event in events:
-                try:
-                    value = json.loads(event.message.value or b"")
-                    if not isinstance(value, dict):
-                        raise ValueError("not a JSON object")
-                    rows.append((event.message, value))
-                except ValueError as exc:
-                    bad.append(dead_letter(f"sink:{name}", f"unreadable: {exc}", event.message))
-            started = time.monotonic()
+    def __init__(self, topic: str, table: Table, db: Connection, letters: Producer) -> None:
+        super().__init__()
+        self.topic = topic
+        self.table = table
+        self.db = db
+        self.letters = letters
+        self._records: list[Record] = []
+
+    def add(self, value: Any, key: Any, timestamp: int, headers: HeadersTuples, topic: str,
+            partition: int, offset: int) -> None:
+        self._records.append(Record(value, key, topic, partition, offset, timestamp))
+
+    def on_paused(self) -> None:
+        self._records.clear()  # the engine seeks back to the last commit and reads again
+
+    def flush(self) -> None:
+        records, self._records = self._records, []
+        if not records:
+            return
+        rows, bad = self._decode(records)
+        started = time.monotonic()
+        try:
+            self._write(rows, bad)
+        except psycopg.OperationalError as exc:
+            log.warning("%s: database unreachable (%s); retrying in %.0fs", self.topic, exc,
+                        RETRY_AFTER_S)
+            self.db.reset()
+            raise SinkBackpressureError(retry_after=RETRY_AFTER_S) from exc
+        metrics.STATS.observe(self.topic, len(rows), time.monotonic() - started)
+        if bad:
+            self._dead_letters(bad)
+
+    def _decode(self, records: list[Record]) -> tuple[list[tuple[Record, Any]],
+                                                      list[tuple[Record, str]]]:
+        rows: list[tuple[Record, Any]] = []
+        bad: list[tuple[Record, str]] = []
+        for record in records:
             try:
-                await db.write(writer, [value for _, value in rows])
-            except UNWRITABLE:
-                # One bad record must not block the others: write one by one, and send
-                # what the database refuses to the dead letters with the reason.
-                for message, value in rows:
-                    try:
-                        await db.write(writer, [value])
-                    except UNWRITABLE as exc:
-                        reason = f"not writable: {exc.__class__.__name__}: {exc}"
-                        bad.append(dead_letter(f"sink:{name}", reason, message))
-            metrics.STATS.observe(name, len(rows), time.monotonic() - started)
-            await out.send(bad)
+                if self.table.kind is None:
+                    rows.append((record, DeadLetter.from_json(record.value or b"")))
+                else:
+                    rows.append((record, read(self.table.kind, record.value)))
+            except MessageError as exc:
+                bad.append((record, f"unreadable: {exc.reason}"))
+            except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+                bad.append((record, f"unreadable: {exc}"))
+        return rows, bad
 
-    app.agent(topic, name=f"sink-{name}", concurrency=1)(sink)
+    def _write(self, rows: list[tuple[Record, Any]], bad: list[tuple[Record, str]]) -> None:
+        if not rows:
+            return
+        try:
+            self.table.writer(self.db.get(), [value for _, value in rows])
+        except UNWRITABLE:
+            # One bad record must not block the others: write one by one, and send what
+            # the database refuses to the dead letters with the reason.
+            for record, value in rows:
+                try:
+                    self.table.writer(self.db.get(), [value])
+                except UNWRITABLE as exc:
+                    bad.append((record, f"not writable: {exc.__class__.__name__}: {exc}"))
+
+    def _dead_letters(self, bad: list[tuple[Record, str]]) -> None:
+        for record, reason in bad:
+            if self.table.kind is None:  # a dead letter we cannot read: keep it whole
+                letter = DeadLetter.from_kafka(
+                    stage="dead-letter-sink", reason=reason, topic=record.topic,
+                    partition=record.partition, offset=record.offset,
+                    timestamp_s=record.timestamp_ms / 1000, key=record.key, raw=record.value)
+                store.write_dead_letters(self.db.get(), [letter])
+                continue
+            letter = DeadLetter.from_kafka(
+                stage=f"sink:{self.topic}", reason=reason, topic=record.topic,
+                partition=record.partition, offset=record.offset,
+                timestamp_s=record.timestamp_ms / 1000, key=record.key, raw=record.value)
+            self.letters.produce(topics.DEAD_LETTERS, key=record.topic.encode(),
+                                 value=letter.to_json())
+        if self.letters.flush(30) > 0:
+            raise SinkBackpressureError(retry_after=RETRY_AFTER_S)
+
+
+def build(settings: WorkerSettings,
+          on_message: Callable[[str, int, int], None] | None = None) -> Application:
+    """The sink application from settings read once at the entry point."""
+    app = Application(
+        broker_address=settings.bootstrap_servers,
+        consumer_group=settings.sink_group,
+        processing_guarantee="at-least-once",
+        auto_offset_reset="earliest",
+        commit_interval=settings.sink_commit_interval_s,
+        consumer_extra_config={
+            "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 4),
+            "isolation.level": "read_committed",
+        },
+        use_changelog_topics=False,
+        state_dir=str(settings.state_dir / "streams"),
+        on_message_processed=on_message,
+        loglevel=None,
+    )
+    letters = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all",
+                        "enable.idempotence": True, "linger.ms": 5})
+    for name, table in TABLES.items():
+        topic = app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+        app.dataframe(topic).sink(TableSink(name, table, Connection(settings.dsn), letters))
+    return app

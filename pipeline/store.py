@@ -1,15 +1,18 @@
 """Batched, idempotent writes of the pipeline's topics to TimescaleDB.
 
-Each writer takes the decoded JSON values of one topic and writes them in one transaction
-with pipelined ``executemany``. Every statement is idempotent on the event's id (or, for
-the latest-state ``balances``, only moves forward by ``seq``), so a batch written again
-after a crash or a redelivery changes nothing.
+Each writer lands one batch of one topic in one transaction: the rows are copied
+(``COPY``) into a temporary staging table, then moved into the hypertable with one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``, so a batch written again after
+a crash or a redelivery changes nothing, and the board rollups (pipeline/board_rollups.py)
+count only the rows that were new. ``balances`` only moves forward (by ``seq``, then
+``updated_at``). ``meter_seen`` keeps each meter's newest reading and online/offline event
+for the clock (pipeline/clock.py) and the monitoring views.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,64 +22,111 @@ import psycopg
 
 from pipeline import board_rollups
 from pipeline.dead_letter import DeadLetter
+from pipeline.messages import (
+    AcceptedReading,
+    AlarmMessage,
+    BalanceMessage,
+    CommandAck,
+    CommandMessage,
+    LedgerMessage,
+    MeterEvent,
+    RatedInterval,
+    RejectedReading,
+)
 
-Row = dict[str, Any]
+#: The staging tables, created once per connection, emptied at every commit.
+STAGING = {
+    "stage_readings": "meter_id text, ts timestamptz, value numeric, unit text, sharp numeric, "
+                      "peak numeric, flat numeric, valley numeric, source text, "
+                      "interval_start timestamptz",
+    "stage_rejected": "meter_id text, ts timestamptz, reason text, value numeric, raw bytea",
+    "stage_lines": "interval_id text, line smallint, meter_id text, account_id text, "
+                   "tariff_id text, start_ts timestamptz, end_ts timestamptz, band text, "
+                   "step smallint, units numeric, amount_yuan numeric",
+    "stage_ledger": "entry_id text, account_id text, seq bigint, at timestamptz, kind text, "
+                    "amount_fen bigint, balance_fen bigint, meter_id text, ref text, "
+                    "detail text",
+    "stage_balances": "account_id text, balance_fen bigint, alarm_level smallint, supply text, "
+                      "supply_state text, seq bigint, updated_at timestamptz, "
+                      "disconnect_pending boolean, deferred_until timestamptz, "
+                      "wake_at timestamptz",
+    "stage_alarms": "alarm_id text, at timestamptz, account_id text, kind text, "
+                    "level smallint, balance_fen bigint, detail text, threshold_fen bigint",
+    "stage_commands": "command_id text, issued_at timestamptz, meter_id text, action text, "
+                      "deadline timestamptz, reason text",
+    "stage_acks": "command_id text, at timestamptz, meter_id text, status text, detail text, "
+                  "attempts integer",
+    "stage_events": "event_id text, at timestamptz, meter_id text, kind text, detail text",
+    "stage_letters": "id text, at timestamptz, stage text, reason text, source text, key bytea, "
+                     "raw bytea",
+}
 
 
-def _ts(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def prepare(conn: psycopg.Connection) -> None:
+    """Create the staging tables of this connection (temporary: dropped with it)."""
+    with conn.transaction():
+        for name, columns in STAGING.items():
+            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) "
+                         "ON COMMIT DELETE ROWS")
 
 
-async def _many(conn: psycopg.AsyncConnection, sql: str, params: list[tuple[Any, ...]]) -> None:
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(sql, params)
+def _copy(cur: psycopg.Cursor[Any], table: str, rows: Iterable[Sequence[Any]]) -> None:
+    columns = ", ".join(c.split()[0] for c in STAGING[table].split(", "))
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
-async def write_dead_letters(conn: psycopg.AsyncConnection, rows: Sequence[DeadLetter]) -> None:
-    await _many(conn, """
-        INSERT INTO dead_letters (id, at, stage, reason, source, key, raw)
-        VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id, at) DO NOTHING""",
-        [(d.id, d.at, d.stage, d.reason, d.source, d.key, d.raw) for d in rows])
+def _fetch_all(cur: psycopg.Cursor[Any]) -> list[tuple[Any, ...]]:
+    return cur.fetchall() if cur.description else []
 
 
-async def write_accepted(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Readings, and the board rollups of the new ones (pipeline/board_rollups.py)."""
-    async with conn.transaction(), conn.cursor() as cur:
-        fresh = await board_rollups.inserted(cur, """
-            INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley, source)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts) DO NOTHING
-            RETURNING meter_id, ts""",
-            [(r["meter_id"], _ts(r["ts"]), Decimal(r["value"]), r["unit"],
-              *(_opt(r["registers"].get(b)) for b in ("sharp", "peak", "flat", "valley")),
-              r.get("source", "")) for r in rows])
-        starts = {(r["meter_id"], _ts(r["ts"])): _ts((r.get("interval") or {}).get("start"))
-                  for r in rows}
-        await board_rollups.add_accepted(cur, [(m, ts, starts.get((m, ts))) for m, ts in fresh])
+def write_dead_letters(conn: psycopg.Connection, rows: Sequence[DeadLetter]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_letters", ((d.id, d.at, d.stage, d.reason, d.source, d.key, d.raw)
+                                     for d in rows))
+        cur.execute("INSERT INTO dead_letters (id, at, stage, reason, source, key, raw) "
+                    "SELECT * FROM stage_letters ON CONFLICT (id, at) DO NOTHING")
 
 
-def _opt(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
+def write_accepted(conn: psycopg.Connection, rows: Sequence[AcceptedReading]) -> None:
+    """Readings, the board rollups of the new ones, and each meter's newest reading."""
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_readings", (
+            (r.meter_id, r.ts, r.value, r.unit, *(r.registers.get(b) for b in
+                                                 ("sharp", "peak", "flat", "valley")),
+             r.source, None if r.interval is None else r.interval.start) for r in rows))
+        cur.execute("""
+            WITH fresh AS (
+                INSERT INTO readings (meter_id, ts, value, unit, sharp, peak, flat, valley,
+                                      source)
+                SELECT meter_id, ts, value, unit, sharp, peak, flat, valley, source
+                FROM stage_readings ON CONFLICT (meter_id, ts) DO NOTHING
+                RETURNING meter_id, ts)
+            SELECT DISTINCT f.meter_id, f.ts, s.interval_start
+            FROM fresh f JOIN stage_readings s USING (meter_id, ts)""")
+        fresh = _fetch_all(cur)
+        cur.execute("""
+            INSERT INTO meter_seen (meter_id, last_reading_at)
+            SELECT meter_id, max(ts) FROM stage_readings GROUP BY meter_id
+            ON CONFLICT (meter_id) DO UPDATE
+            SET last_reading_at = GREATEST(meter_seen.last_reading_at,
+                                           excluded.last_reading_at)""")
+        board_rollups.add_accepted(cur, [(m, ts, start) for m, ts, start in fresh])
 
 
-async def write_rejected(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Rejections, and the board rollups of the new ones (pipeline/board_rollups.py)."""
-    async with conn.transaction(), conn.cursor() as cur:
-        fresh = await board_rollups.inserted(cur, """
+def write_rejected(conn: psycopg.Connection, rows: Sequence[RejectedReading]) -> None:
+    """Rejections, and the board rollups of the new ones."""
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_rejected", ((r.meter_id, r.ts, r.reason, r.value,
+                                       base64.b64decode(r.raw_b64)) for r in rows))
+        cur.execute("""
             INSERT INTO rejected_readings (meter_id, ts, reason, value, raw)
-            VALUES (%s, %s, %s, %s, %s) ON CONFLICT (meter_id, ts, reason) DO NOTHING
-            RETURNING meter_id, ts, reason""",
-            [(r["meter_id"], _ts(r["ts"]), r["reason"], _opt(r.get("value")),
-              base64.b64decode(r["raw_b64"])) for r in rows])
-        await board_rollups.add_rejected(cur, fresh)
+            SELECT meter_id, ts, reason, value, raw FROM stage_rejected
+            ON CONFLICT (meter_id, ts, reason) DO NOTHING
+            RETURNING meter_id, ts, reason""")
+        board_rollups.add_rejected(cur, _fetch_all(cur))
 
-
-INSERT_LINE = """
-INSERT INTO rated_lines (interval_id, line, meter_id, account_id, tariff_id, start_ts, end_ts,
-                         band, step, units, amount_yuan)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (interval_id, line, end_ts) DO NOTHING
-RETURNING meter_id, end_ts, coalesce(band, ''), units, amount_yuan
-"""
 
 ROLLUP = """
 INSERT INTO {table} (meter_id, bucket, band, units, amount_yuan)
@@ -90,12 +140,13 @@ DAILY = ROLLUP.format(table="usage_daily")
 REPORT_ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def _lines(r: Row) -> list[tuple[Any, ...]]:
+def _lines(r: RatedInterval) -> list[tuple[Any, ...]]:
     """One row per band/step line; surcharges are lines with band '+name'."""
-    common = (r["meter_id"], r["account_id"], r["tariff_id"], _ts(r["start"]), _ts(r["end"]))
-    rows = [(line["band"], line["step"], line["units"], line["amount"]) for line in r["lines"]]
-    rows += [(f"+{s['name']}", None, s["units"], s["amount"]) for s in r["surcharges"]]
-    return [(r["interval_id"], n, *common, band, step, Decimal(units), Decimal(amount))
+    common = (r.meter_id, r.account_id, r.tariff_id, r.start, r.end)
+    rows: list[tuple[Any, ...]] = [(line.band, line.step, line.units, line.amount)
+                                   for line in r.lines]
+    rows += [(f"+{s.name}", None, s.units, s.amount) for s in r.surcharges]
+    return [(r.interval_id, n, *common, band, step, units, amount)
             for n, (band, step, units, amount) in enumerate(rows)]
 
 
@@ -120,90 +171,102 @@ def rollups(fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]
             [(*key, *sums) for key, sums in sorted(daily.items())])
 
 
-async def write_rated(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Rated lines, and the rollups for the lines that were new (each added once), all
-    pipelined in one transaction (a replayed line inserts nothing, so adds nothing)."""
+def write_rated(conn: psycopg.Connection, rows: Sequence[RatedInterval]) -> None:
+    """Rated lines, and the rollups for the lines that were new (each added once)."""
     lines = [params for row in rows for params in _lines(row)]
     if not lines:
         return
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(INSERT_LINE, lines, returning=True)
-        fresh: list[tuple[Any, ...]] = []
-        while True:
-            fresh.extend(await cur.fetchall())
-            if not cur.nextset():
-                break
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_lines", lines)
+        cur.execute("""
+            INSERT INTO rated_lines (interval_id, line, meter_id, account_id, tariff_id,
+                                     start_ts, end_ts, band, step, units, amount_yuan)
+            SELECT * FROM stage_lines ON CONFLICT (interval_id, line, end_ts) DO NOTHING
+            RETURNING meter_id, end_ts, coalesce(band, ''), units, amount_yuan""")
+        fresh = _fetch_all(cur)
         hourly, daily = rollups(fresh)
         if hourly:
-            await cur.executemany(HOURLY, hourly)
-            await cur.executemany(DAILY, daily)
-        await board_rollups.add_usage(cur, fresh)  # the board rollups (sql/0006_boards.sql)
+            cur.executemany(HOURLY, hourly)
+            cur.executemany(DAILY, daily)
+        board_rollups.add_usage(cur, fresh)  # the board rollups (sql/0006_boards.sql)
 
 
-async def write_ledger(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    """Ledger entries, and ledger_daily for the new ones (pipeline/board_rollups.py)."""
-    async with conn.transaction(), conn.cursor() as cur:
-        fresh = await board_rollups.inserted(cur, """
+def write_ledger(conn: psycopg.Connection, rows: Sequence[LedgerMessage]) -> None:
+    """Ledger entries, and ledger_daily for the new ones."""
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_ledger", ((r.entry_id, r.account_id, r.seq, r.at, r.kind,
+                                     r.amount_fen, r.balance_fen, r.meter_id, r.key, r.detail)
+                                    for r in rows))
+        cur.execute("""
             INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, balance_fen,
                                 meter_id, ref, detail)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (entry_id, at) DO NOTHING
-            RETURNING account_id, at, kind, amount_fen""",
-            [(r["entry_id"], r["account_id"], r["seq"], _ts(r["at"]), r["kind"],
-              r["amount_fen"], r["balance_fen"], r.get("meter_id"), r["key"],
-              r.get("detail", "")) for r in rows])
-        await board_rollups.add_ledger(cur, fresh)
+            SELECT * FROM stage_ledger ON CONFLICT (entry_id, at) DO NOTHING
+            RETURNING account_id, at, kind, amount_fen""")
+        board_rollups.add_ledger(cur, _fetch_all(cur))
 
 
-async def write_balances(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    latest: dict[str, Row] = {}
-    for r in rows:
-        if r["account_id"] not in latest or r["seq"] >= latest[r["account_id"]]["seq"]:
-            latest[r["account_id"]] = r
-    await _many(conn, """
-        INSERT INTO balances (account_id, balance_fen, alarm_level, supply, seq, updated_at,
-                              disconnect_pending, deferred_until)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (account_id) DO UPDATE SET
-            balance_fen = excluded.balance_fen, alarm_level = excluded.alarm_level,
-            supply = excluded.supply, seq = excluded.seq, updated_at = excluded.updated_at,
-            disconnect_pending = excluded.disconnect_pending,
-            deferred_until = excluded.deferred_until
-        WHERE (excluded.seq, excluded.updated_at) >= (balances.seq, balances.updated_at)""",
-        [(r["account_id"], r["balance_fen"], r["alarm_level"], r["supply"], r["seq"],
-          _ts(r["updated_at"]), r.get("disconnect_pending", False), _ts(r.get("deferred_until")))
-         for r in latest.values()])
+def write_balances(conn: psycopg.Connection, rows: Sequence[BalanceMessage]) -> None:
+    """The newest state per account; an older message never overwrites a newer one."""
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_balances", (
+            (r.account_id, r.balance_fen, r.alarm_level, r.supply, r.supply_state, r.seq,
+             r.updated_at, r.disconnect_pending, r.deferred_until, r.wake_at) for r in rows))
+        cur.execute("""
+            INSERT INTO balances (account_id, balance_fen, alarm_level, supply, supply_state,
+                                  seq, updated_at, disconnect_pending, deferred_until, wake_at)
+            SELECT DISTINCT ON (account_id) * FROM stage_balances
+            ORDER BY account_id, seq DESC, updated_at DESC
+            ON CONFLICT (account_id) DO UPDATE SET
+                balance_fen = excluded.balance_fen, alarm_level = excluded.alarm_level,
+                supply = excluded.supply, supply_state = excluded.supply_state,
+                seq = excluded.seq, updated_at = excluded.updated_at,
+                disconnect_pending = excluded.disconnect_pending,
+                deferred_until = excluded.deferred_until, wake_at = excluded.wake_at
+            WHERE (excluded.seq, excluded.updated_at) >= (balances.seq, balances.updated_at)""")
 
 
-async def write_alarms(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO alarms (alarm_id, at, account_id, kind, level, balance_fen, detail,
-                            threshold_fen)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (alarm_id, at) DO NOTHING""",
-        [(r["alarm_id"], _ts(r["at"]), r["account_id"], r["kind"], r.get("level"),
-          r.get("balance_fen"), r.get("detail", ""), r.get("threshold_fen")) for r in rows])
+def write_alarms(conn: psycopg.Connection, rows: Sequence[AlarmMessage]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_alarms", ((r.alarm_id, r.at, r.account_id, r.kind, r.level,
+                                     r.balance_fen, r.detail, r.threshold_fen) for r in rows))
+        cur.execute("INSERT INTO alarms (alarm_id, at, account_id, kind, level, balance_fen, "
+                    "detail, threshold_fen) SELECT * FROM stage_alarms "
+                    "ON CONFLICT (alarm_id, at) DO NOTHING")
 
 
-async def write_commands(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO commands (command_id, issued_at, meter_id, account_id, action, deadline,
-                              reason)
-        SELECT %s, %s, %s, (SELECT account_id FROM meters WHERE meter_id = %s), %s, %s, %s
-        ON CONFLICT (command_id, issued_at) DO NOTHING""",
-        [(r["command_id"], _ts(r["issued_at"]), r["meter_id"], r["meter_id"], r["action"],
-          _ts(r["deadline"]), r.get("reason", "")) for r in rows])
+def write_commands(conn: psycopg.Connection, rows: Sequence[CommandMessage]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_commands", ((r.command_id, r.issued_at, r.meter_id, r.action,
+                                       r.deadline, r.reason) for r in rows))
+        cur.execute("""
+            INSERT INTO commands (command_id, issued_at, meter_id, account_id, action,
+                                  deadline, reason)
+            SELECT s.command_id, s.issued_at, s.meter_id, m.account_id, s.action, s.deadline,
+                   s.reason
+            FROM stage_commands s LEFT JOIN meters m USING (meter_id)
+            ON CONFLICT (command_id, issued_at) DO NOTHING""")
 
 
-async def write_acks(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO command_acks (command_id, at, meter_id, status, detail, attempts)
-        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (command_id, at) DO NOTHING""",
-        [(r["command_id"], _ts(r["at"]), r["meter_id"], r["status"], r.get("detail", ""),
-          r.get("attempts", 0)) for r in rows])
+def write_acks(conn: psycopg.Connection, rows: Sequence[CommandAck]) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_acks", ((r.command_id, r.at, r.meter_id, r.status, r.detail,
+                                   r.attempts) for r in rows))
+        cur.execute("INSERT INTO command_acks (command_id, at, meter_id, status, detail, "
+                    "attempts) SELECT * FROM stage_acks ON CONFLICT (command_id, at) DO NOTHING")
 
 
-async def write_meter_events(conn: psycopg.AsyncConnection, rows: Sequence[Row]) -> None:
-    await _many(conn, """
-        INSERT INTO meter_events (event_id, at, meter_id, kind, detail)
-        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id, at) DO NOTHING""",
-        [(r["event_id"], _ts(r["at"]), r["meter_id"], r["kind"], r.get("detail", ""))
-         for r in rows])
+def write_meter_events(conn: psycopg.Connection, rows: Sequence[MeterEvent]) -> None:
+    """Meter events, and each meter's newest online/offline event in ``meter_seen``."""
+    with conn.transaction(), conn.cursor() as cur:
+        _copy(cur, "stage_events", ((r.event_id, r.at, r.meter_id, r.kind, r.detail)
+                                    for r in rows))
+        cur.execute("INSERT INTO meter_events (event_id, at, meter_id, kind, detail) "
+                    "SELECT * FROM stage_events ON CONFLICT (event_id, at) DO NOTHING")
+        cur.execute("""
+            INSERT INTO meter_seen (meter_id, last_event, last_event_at)
+            SELECT DISTINCT ON (meter_id) meter_id, kind, at FROM stage_events
+            WHERE kind IN ('online', 'offline') ORDER BY meter_id, at DESC
+            ON CONFLICT (meter_id) DO UPDATE
+            SET last_event = excluded.last_event, last_event_at = excluded.last_event_at
+            WHERE meter_seen.last_event_at IS NULL
+               OR excluded.last_event_at >= meter_seen.last_event_at""")

@@ -1,7 +1,7 @@
 """Every Kafka topic MeterFlow uses, with its partitions and configuration.
 
 This table is the single source: `meterflow stack up` (and `meterflow topics create`) create
-these topics; the Faust app and the connectors refer to them by these names. Schemas are
+these topics; the stream processors and the connectors refer to them by these names. Schemas are
 documented in docs/contracts.md. Keyed topics are partitioned by meter or account so that one
 entity's events stay in order; latest-state topics are compacted.
 """
@@ -46,7 +46,8 @@ COMMANDS = "meterflow.commands"
 COMMAND_ACKS = "meterflow.commands.acks"
 METER_EVENTS = "meterflow.meter.events"
 PAYMENTS = "meterflow.payments"
-WALLET_TICKS = "meterflow.wallet.ticks"
+METER_TICKS = "meterflow.meter.ticks"
+WALLET_SIGNALS = "meterflow.wallet.signals"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RAW_READINGS, "meter_id", "Normalised readings from every connector"),
@@ -63,8 +64,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(COMMAND_ACKS, "meter_id", "Command acknowledgements", retention_days=30),
     TopicSpec(METER_EVENTS, "meter_id", "Online/offline, faults, stopped meters",
               retention_days=30),
-    TopicSpec(WALLET_TICKS, "account_id", "Timer ticks for deferred disconnects (internal)",
+    TopicSpec(METER_TICKS, "meter_id", "Clock ticks: look at a silent meter (internal)",
               retention_days=1),
+    TopicSpec(WALLET_SIGNALS, "account_id",
+              "Clock ticks and command outcomes for the wallet (internal)", retention_days=7),
     TopicSpec(PAYMENTS, "account_id", "Top-ups, refunds and adjustments from the outbox",
               retention_days=90),
 )

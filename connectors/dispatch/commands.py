@@ -17,13 +17,13 @@ cannot be delivered: unknown meter, no relay) or ``expired`` (not confirmed by t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.billing.ids import command_id as derive_command_id
 from pipeline.raw_reading import PayloadError
 
 Action = Literal["disconnect", "reconnect"]
@@ -32,11 +32,6 @@ ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 METER_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
-def derive_command_id(meter_id: str, action: str, origin: str) -> str:
-    """Deterministic id: the same producer event (``origin``, e.g. a ledger entry id)
-    always yields the same command id, so a producer that retries cannot issue two."""
-    digest = hashlib.sha256(f"{meter_id}\x00{action}\x00{origin}".encode()).hexdigest()[:20]
-    return f"{action}:{meter_id}:{digest}"
 
 
 def _check_aware(value: datetime) -> datetime:

@@ -1,7 +1,7 @@
 """Wallet transitions: ``apply(state, command, now)`` and ``tick(state, now)``.
 
 Each returns ``(new_state, outputs)``: ledger entries, low-balance alarms and supply
-decisions as values; nothing is performed here. Rules (issue 3, section 5):
+decisions as values; nothing is performed here. Rules (docs/tariffs.md, wallets):
   * idempotency keys apply once; a repeat returns the original result; the same key with
     another amount or kind is refused (``idempotency_conflict``);
   * a refund may not exceed the balance (``insufficient_balance``);
@@ -73,8 +73,14 @@ def _money(command: Command) -> tuple[str, str, int, str]:
     return "adjustment", command.key, command.amount_fen, command.reason
 
 
-def apply(state: WalletState, command: Command, now: datetime) -> tuple[WalletState, list[Output]]:
-    """Apply one command at ``now``."""
+def apply(state: WalletState, command: Command, now: datetime,
+          at: datetime | None = None) -> tuple[WalletState, list[Output]]:
+    """Apply one command at ``now``; its ledger entry is dated ``at`` (default ``now``).
+
+    The stream dates a charge's entry at the end of its interval and a payment's at its
+    recording, while alarms and supply decisions happen when the wallet applies them:
+    late data (a concentrator uploading buffered intervals) still cuts off or warns now.
+    """
     if isinstance(command, SetKeepSupply):
         state = replace(state, manual_keep_supply=command.on)
         return _supply(state, now)
@@ -123,7 +129,7 @@ def apply(state: WalletState, command: Command, now: datetime) -> tuple[WalletSt
             f"refund {-fen} fen exceeds the balance {state.balance_fen} fen",
         )
     charge_end = command.end if isinstance(command, Charge) else None
-    return _post(state, kind, key, amount, fen, detail, now, charge_end)
+    return _post(state, kind, key, amount, fen, detail, now, at or now, charge_end)
 
 
 def _post(
@@ -134,6 +140,7 @@ def _post(
     fen: int,
     detail: str,
     now: datetime,
+    at: datetime,
     charge_end: datetime | None = None,
 ) -> tuple[WalletState, list[Output]]:
     seq = state.seq + 1
@@ -146,7 +153,7 @@ def _post(
         key,
         fen,
         balance,
-        now,
+        at,
         detail,
     )
     result = Processed(kind, amount, seq, balance)

@@ -395,7 +395,7 @@ def wallet_alarms(account_id: str, charges_yuan: list[str], *, topup_fen: int = 
     worker publishes them (thresholds and levels are the billing core's defaults)."""
     from decimal import Decimal
 
-    from pipeline import events
+    from pipeline import messages
     from pipeline.billing.ids import charge_id
     from pipeline.billing.wallet import apply, open_account
     from pipeline.billing.wallet_model import Charge, LowBalanceAlarm, SupplyDecision, TopUp
@@ -410,7 +410,7 @@ def wallet_alarms(account_id: str, charges_yuan: list[str], *, topup_fen: int = 
                                end)
         for o in outputs:
             if isinstance(o, LowBalanceAlarm):
-                out.append(events.low_balance(o))
+                out.append(messages.as_dict(messages.low_balance(o)))
             elif isinstance(o, SupplyDecision):
-                out.append(events.supply(o))
+                out.append(messages.as_dict(messages.supply(o)))
     return out

@@ -26,8 +26,9 @@ from connectors.notify.store import list_notifications
 from connectors.publisher import make_producer
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import events
+from pipeline import messages
 from pipeline.dead_letter import DeadLetter
+from pipeline.messages import as_dict
 from pipeline.topics import ALARMS, DEAD_LETTERS, METER_EVENTS
 from tests.integration.conftest import REPO, wait_for
 from tests.integration.notify_support import (
@@ -358,7 +359,8 @@ def test_meter_offline_reaches_the_site_rule(
          "--channel", "webhook", "--to", "ops", "--language", "en")
     from datetime import UTC, datetime
 
-    offline = events.meter_event(place.meter_id, "offline", datetime.now(UTC), "no reading")
+    offline = as_dict(messages.meter_event(place.meter_id, "offline", datetime.now(UTC),
+                                           "no reading"))
     publish(producer, METER_EVENTS, place.meter_id, offline)
     (row,) = settled(db, place.account_id, 1)
     assert (row["event_kind"], row["site_id"], row["meter_id"]) == \
@@ -387,8 +389,8 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_service_goes_on(
     from pipeline.billing.wallet_model import Refusal
 
     # the SMS template for refusals takes {balance}, which a refusal does not have
-    refused = events.refusal(Refusal(a, f"key-{t}", "insufficient_balance", "too much"),
-                             datetime.now(UTC))
+    refused = as_dict(messages.refusal(Refusal(a, f"key-{t}", "insufficient_balance", "too much"),
+                             datetime.now(UTC)))
     publish(producer, ALARMS, a, garbage)
     publish(producer, ALARMS, a, naive)
     publish(producer, ALARMS, a, refused)

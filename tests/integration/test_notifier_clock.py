@@ -24,7 +24,7 @@ from connectors.notify.service import Delivery, Intake, KafkaFeed, Record, build
 from connectors.notify.store import add_rule, list_notifications
 from connectors.publisher import make_producer
 from meterflow.settings import Settings
-from pipeline import events
+from pipeline import messages
 from pipeline.topics import ALARMS, METER_EVENTS
 from tests.integration.conftest import wait_for
 from tests.integration.notify_support import (
@@ -163,8 +163,8 @@ def test_rate_limit_holds_the_third_message_and_lets_urgent_ones_through(
         add_rule(db, Rule("rate-" + t, "account", place.account_id, ("offline", "disconnect"),
                           "sms", "customer"))
         for minute in range(3):
-            send(producer, METER_EVENTS, place.meter_id, events.meter_event(
-                place.meter_id, "offline", start + timedelta(minutes=minute), "silent"))
+            send(producer, METER_EVENTS, place.meter_id, messages.as_dict(messages.meter_event(
+                place.meter_id, "offline", start + timedelta(minutes=minute), "silent")))
         loops.take(3)
         assert loops.delivery.run_once() == 3
         assert len([f for f in gateways.sms if f["PhoneNumbers"] == phone]) == 2

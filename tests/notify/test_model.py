@@ -9,8 +9,9 @@ import pytest
 
 from connectors.notify.ids import meta_alarm_id, notification_id
 from connectors.notify.model import InputError, parse, parse_alarm, parse_meter_event
-from pipeline import events
+from pipeline import messages
 from pipeline.billing.wallet_model import LowBalanceAlarm, Refusal, SupplyDecision
+from pipeline.messages import as_dict
 from pipeline.topics import ALARMS, METER_EVENTS
 
 AT = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
@@ -21,22 +22,22 @@ def raw(body: object) -> bytes:
 
 
 def test_pipeline_payloads_parse() -> None:
-    low = events.low_balance(LowBalanceAlarm("alarm-1", "A1", 2, 2000, 1990, 7, AT))
+    low = as_dict(messages.low_balance(LowBalanceAlarm("alarm-1", "A1", 2, 2000, 1990, 7, AT)))
     event = parse(ALARMS, raw(low))
     assert (event.kind, event.level, event.balance_fen, event.threshold_fen, event.at) == \
         ("low_balance", 2, 1990, 2000, AT)
-    cut = events.supply(SupplyDecision("supply-1", "A1", "disconnect", "balance exhausted",
-                                       -5, AT))
+    cut = as_dict(messages.supply(SupplyDecision("supply-1", "A1", "disconnect",
+                                                 "balance exhausted", -5, AT)))
     assert parse_alarm(raw(cut)).balance_fen == -5
-    refused = events.refusal(Refusal("A1", "k1", "insufficient_balance", "too much"), AT)
+    refused = as_dict(messages.refusal(Refusal("A1", "k1", "insufficient_balance", "too much"), AT))
     assert parse_alarm(raw(refused)).detail.startswith("insufficient_balance")
-    offline = events.meter_event("M1", "offline", AT, "silent")
+    offline = as_dict(messages.meter_event("M1", "offline", AT, "silent"))
     event = parse(METER_EVENTS, raw(offline))
     assert (event.meter_id, event.kind, event.account_id) == ("M1", "offline", None)
 
 
 def test_added_fields_are_ignored() -> None:
-    low = events.low_balance(LowBalanceAlarm("alarm-1", "A1", 1, 5000, 4990, 3, AT))
+    low = as_dict(messages.low_balance(LowBalanceAlarm("alarm-1", "A1", 1, 5000, 4990, 3, AT)))
     assert parse_alarm(raw({**low, "new_field": 1})).level == 1
 
 

@@ -4,8 +4,6 @@ error field names, the OpenAPI document, and the keep-supply flag of the wallet.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -17,11 +15,6 @@ from meterflow.api.auth import PERMISSIONS, allowed, require
 from meterflow.api.errors import _split
 from meterflow.api.tokens import ROLES, TOKEN, new_token, token_hash
 from meterflow.api.types import Fen, FenOrZero
-from pipeline.billing import WalletConfig, apply, open_account
-from pipeline.billing.keep_supply import KeepSupplyPolicy
-from pipeline.billing.wallet_model import Charge, TopUp
-from pipeline.setup import AccountSetup
-from pipeline.steps import disconnect_due
 
 
 class Money(BaseModel):
@@ -121,20 +114,3 @@ def test_openapi_document_declares_money_as_text_and_bearer_auth() -> None:
     assert "security" not in spec["paths"]["/api/v1/health"]["get"]
 
 
-NOON = datetime(2026, 7, 1, 4, 0, tzinfo=UTC)
-
-
-def test_manual_keep_supply_in_the_account_configuration_defers_the_cut() -> None:
-    manual = WalletConfig(keep_supply=KeepSupplyPolicy(manual=True))
-    state = open_account("A1", manual)
-    state, _ = apply(state, TopUp("t1", 100), NOON)
-    state, out = apply(state, Charge("c1", "M1", Decimal("2"), NOON), NOON)
-    decisions = [o for o in out if type(o).__name__ == "SupplyDecision"]
-    assert [(d.action, d.reason) for d in decisions] == [("disconnect_deferred",
-                                                          "manual_keep_supply")]
-    record = {"wallet": state.to_dict()}
-    later = NOON + timedelta(hours=1)
-    assert not disconnect_due(record, later, AccountSetup("A1", manual))
-    # Switched off in the configuration: the timer sends the tick at once.
-    assert disconnect_due(record, later, AccountSetup("A1", WalletConfig()))
-    assert KeepSupplyPolicy.from_dict(KeepSupplyPolicy(manual=True).to_dict()).manual

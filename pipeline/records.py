@@ -1,0 +1,64 @@
+"""The state each stage keeps per key, as typed records, and their compact codecs.
+
+One record per meter (validation and tier usage: one state, one changelog) and one per
+account (wallet and the commands carrying out its supply decision). Records are encoded
+as JSON by msgspec straight from the billing domain's dataclasses: decimals as text,
+instants with their offset, exact rationals as ``"p/q"``; nothing grows with the number of
+readings (the wallet keeps one newest charge per meter and the keys of money commands).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import msgspec
+
+from pipeline.billing.supply import Supply
+from pipeline.billing.tier_state import TierState
+from pipeline.billing.validation import MeterState
+from pipeline.billing.wallet_model import WalletState
+
+
+class MeterRecord(msgspec.Struct, array_like=True, frozen=True):
+    """Per meter: the validation state, tier usage under its tariff, offline announced."""
+
+    validation: MeterState
+    tiers: TierState | None = None
+    offline: bool = False
+
+
+class WalletRecord(msgspec.Struct, array_like=True, frozen=True):
+    """Per account: the wallet and the newest command sent to each of its meters."""
+
+    wallet: WalletState
+    supply: Supply = msgspec.field(default_factory=Supply)
+
+
+def _enc_hook(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Fraction and isinstance(value, str):
+        return Fraction(value)
+    raise NotImplementedError(f"cannot decode {kind!r}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="string")
+_METER = msgspec.json.Decoder(MeterRecord, dec_hook=_dec_hook)
+_WALLET = msgspec.json.Decoder(WalletRecord, dec_hook=_dec_hook)
+
+
+def encode(record: MeterRecord | WalletRecord) -> bytes:
+    return _ENCODER.encode(record)
+
+
+def meter_record(data: bytes | None) -> MeterRecord | None:
+    return None if data is None else _METER.decode(data)
+
+
+def wallet_record(data: bytes | None) -> WalletRecord | None:
+    return None if data is None else _WALLET.decode(data)
