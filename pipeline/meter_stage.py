@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
 from pipeline import messages, topics
-from pipeline.billing import TariffBook, TierState, rate
+from pipeline.billing import TariffBook, TierState, rate, recent
 from pipeline.billing.bill import scaled_usage
 from pipeline.billing.errors import RatingError
 from pipeline.billing.ids import charge_id
@@ -57,22 +59,28 @@ def on_reading(record: MeterRecord | None, reading: RawReading, raw: bytes,
     if setup is None or setup.removed:
         unknown = Rejected(core, UNKNOWN_METER, "no configuration: open it on an account")
         return record, [out(topics.REJECTED_READINGS, meter, messages.rejected(unknown, raw))]
-    before = record.validation if record is not None else MeterState(meter)
-    state, outcome = validate(before, core, setup.meter_config(), now)
+    if record is None:
+        record = MeterRecord(MeterState(meter))
+    if recent.verdict(record.recent, core) is not None:
+        return record, []  # the same reading again: it was answered the first time
+    state, outcome = validate(record.validation, core, setup.meter_config(), now)
     if isinstance(outcome, Rejected):
-        return record, [out(topics.REJECTED_READINGS, meter, messages.rejected(outcome, raw))]
+        seen = recent.remember(record.recent, core, outcome.reason)
+        return msgspec.structs.replace(record, recent=seen), [
+            out(topics.REJECTED_READINGS, meter, messages.rejected(outcome, raw))]
     if not isinstance(outcome, Accepted):  # an idempotent duplicate: nothing to do
         return record, []
     outs = [out(topics.ACCEPTED_READINGS, meter, messages.accepted(reading, outcome.interval))]
-    if record is not None and record.offline:
+    if record.offline:
         outs.append(out(topics.METER_EVENTS, meter,
                         messages.meter_event(meter, "online", reading.ts, "reading received")))
-    tiers = record.tiers if record is not None else None
+    tiers = record.tiers
     interval = outcome.interval
     if interval is not None:
         tiers, rated = _rate(meter, interval, setup, book, tiers)
         outs.append(rated)
-    return MeterRecord(state, tiers, offline=False), outs
+    return MeterRecord(state, tiers, False, recent.remember(record.recent, core,
+                                                           recent.ACCEPTED)), outs
 
 
 def _rate(meter: str, interval: Interval, setup: MeterSetup, book: TariffBook | None,
@@ -111,7 +119,7 @@ def on_tick(record: MeterRecord | None, now: datetime, setup: MeterSetup | None
     meter = setup.meter_id
     event = messages.meter_event(meter, "offline", overdue,
                                  f"no reading since {last.ts.isoformat()}")
-    return MeterRecord(record.validation, record.tiers, offline=True), [
+    return msgspec.structs.replace(record, offline=True), [
         out(topics.METER_EVENTS, meter, event)]
 
 

@@ -21,11 +21,13 @@ from pipeline.billing.wallet_model import WalletState
 
 
 class MeterRecord(msgspec.Struct, array_like=True, frozen=True):
-    """Per meter: the validation state, tier usage under its tariff, offline announced."""
+    """Per meter: the validation state, tier usage under its tariff, offline announced,
+    and the verdicts of its most recent readings (pipeline/billing/recent.py)."""
 
     validation: MeterState
     tiers: TierState | None = None
     offline: bool = False
+    recent: bytes = b""
 
 
 class WalletRecord(msgspec.Struct, array_like=True, frozen=True):

@@ -59,17 +59,19 @@ class Table:
     writer: Callable[[psycopg.Connection, Sequence[Any]], None]
 
 
+#: In the order they are written at each commit: the balance last, so that a balance seen
+#: in the database comes with the ledger entries and alarms behind it.
 TABLES: dict[str, Table] = {
     topics.ACCEPTED_READINGS: Table(AcceptedReading, store.write_accepted),
     topics.REJECTED_READINGS: Table(RejectedReading, store.write_rejected),
     topics.RATED_INTERVALS: Table(RatedInterval, store.write_rated),
     topics.LEDGER: Table(LedgerMessage, store.write_ledger),
-    topics.BALANCES: Table(BalanceMessage, store.write_balances),
     topics.ALARMS: Table(AlarmMessage, store.write_alarms),
     topics.COMMANDS: Table(CommandMessage, store.write_commands),
     topics.COMMAND_ACKS: Table(CommandAck, store.write_acks),
     topics.METER_EVENTS: Table(MeterEvent, store.write_meter_events),
     topics.DEAD_LETTERS: Table(None, store.write_dead_letters),
+    topics.BALANCES: Table(BalanceMessage, store.write_balances),
 }
 
 

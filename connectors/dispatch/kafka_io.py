@@ -110,8 +110,10 @@ class CommandFeed:
                              for p, o in todo.items()})
 
     def _run(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Record]) -> None:
+        # The processors write commands in Kafka transactions: read only committed ones.
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
-                                 enable_auto_commit=False, auto_offset_reset="earliest")
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 isolation_level="read_committed")
         try:
             parts = _partitions(consumer, COMMANDS, 30)
             consumer.assign(parts)

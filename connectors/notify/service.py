@@ -242,8 +242,10 @@ class KafkaFeed:
         from kafka import KafkaConsumer, TopicPartition
 
         self._tp = TopicPartition
+        # The processors write in Kafka transactions: read only what they committed.
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                      enable_auto_commit=False, auto_offset_reset=start)
+                                      enable_auto_commit=False, auto_offset_reset=start,
+                                      isolation_level="read_committed")
         parts: list[Any] = []
         deadline = time.monotonic() + 30
         for topic in TOPICS:

@@ -5,6 +5,7 @@ It runs on its own ports and state folder so it never disturbs a demo stack.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -99,25 +100,42 @@ def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "con
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def start_worker(stack: Settings, log: Path, role: str = "all") -> subprocess.Popen[bytes]:
-    """A real `meterflow worker` process on the test stack, ready to consume. A sink-only
-    worker serves its health page on the next port, so it can run beside a processor."""
-    start = log.stat().st_size if log.exists() else 0
-    env = env_of(stack)
-    if role == "sink":
-        env["METERFLOW_WORKER_WEB_PORT"] = str(stack.worker_web_port + 1)
+def worker_health(port: int) -> dict[str, Any]:
+    """The worker's health page (an error as a dict when it does not answer)."""
+    import httpx
+
+    try:
+        answer: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+        return answer
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"status": "error", "detail": str(exc)}
+
+
+#: Each worker started by a test serves its health page on a port of its own, taken in turn
+#: from 20 slots of three (role ``all`` also uses the two after its own), apart from the
+#: stack's other ports.
+_worker_ports = itertools.cycle(range(PORT_BASE + 500, PORT_BASE + 560, 3))
+
+
+def start_worker(stack: Settings, log: Path, role: str = "all",
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A real `meterflow worker` process on the test stack, ready to consume: its health
+    page says so once its consumer holds its partitions and restored their state."""
+    port = next(_worker_ports)
+    child_env = {**env_of(stack), "METERFLOW_WORKER_WEB_PORT": str(port), **(env or {})}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "meterflow.cli", "worker", "--role", role], env=env,
+            [sys.executable, "-m", "meterflow.cli", "worker", "--role", role], env=child_env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
         )
     try:
-        wait_for(lambda: b"Worker]: Ready" in log.read_bytes()[start:]
-                 or proc.poll() is not None, 150, "the worker to be ready")
+        wait_for(lambda: worker_health(port).get("ready") is True or proc.poll() is not None,
+                 150, "the worker to be ready")
         assert proc.poll() is None, log.read_text()
     except BaseException:
         terminate(proc.pid, grace_s=5)
         raise
+    proc.health_port = port  # type: ignore[attr-defined]
     return proc
 
 

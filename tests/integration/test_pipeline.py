@@ -95,6 +95,8 @@ def test_readings_and_a_topup_become_ledger_alarms_and_commands(
         }
 
     wait_for(lambda: state()["balance"] == [(0, 3, "disconnected")], 30, "the balance row")
+    # Each topic lands through its own sink: wait until the last alarm is there too.
+    wait_for(lambda: len(state()["alarms"]) == 4, 30, "the four alarms")
     first = state()
     assert first["ledger"] == [(1, "topup", 1000, 1000), (2, "charge", -500, 500),
                                (3, "charge", -200, 300), (4, "charge", -200, 100),

@@ -68,6 +68,34 @@ def test_tiers_carry_from_one_interval_to_the_next_in_the_record() -> None:
     assert again == record
 
 
+def test_a_reading_sent_again_after_newer_ones_is_answered_as_the_first_time() -> None:
+    """A device or concentrator that sends readings again (MQTT redelivery, a buffer
+    uploaded twice) gets no out-of-order rejections and no second rejection."""
+    record, _ = on_reading(None, reading(0, "100"), b"r0", METER, BOOK, T0)
+    record, _ = on_reading(record, reading(15, "101"), b"r1", METER, BOOK, T0)
+    record, rejected = on_reading(record, reading(30, "99"), b"r2", METER, BOOK, T0)
+    assert bodies(rejected, topics.REJECTED_READINGS)[0]["reason"] == "register_decreased"
+    record, _ = on_reading(record, reading(45, "102"), b"r3", METER, BOOK, T0)
+    for again in (reading(15, "101"), reading(30, "99"), reading(0, "100")):
+        after, outs = on_reading(record, again, b"again", METER, BOOK, T0)
+        assert outs == [] and after == record
+    # Another value at an old instant is still out of order.
+    _, outs = on_reading(record, reading(15, "101.5"), b"x", METER, BOOK, T0)
+    assert bodies(outs, topics.REJECTED_READINGS)[0]["reason"] == "out_of_order"
+
+
+def test_the_memory_of_recent_readings_is_bounded() -> None:
+    from pipeline.billing.recent import DEPTH
+
+    record, _ = on_reading(None, reading(0, "0"), b"r", METER, BOOK, T0)
+    for n in range(1, 3 * DEPTH):
+        record, _ = on_reading(record, reading(15 * n, str(n)), b"r", METER, BOOK, T0)
+    assert record is not None and len(record.recent) == DEPTH * 17
+    _, outs = on_reading(record, reading(15, "1"), b"r", METER, BOOK, T0)
+    assert bodies(outs, topics.REJECTED_READINGS)[0]["reason"] == "out_of_order", \
+        "beyond the memory an old reading is out of order"
+
+
 def test_a_duplicate_changes_nothing_and_emits_nothing() -> None:
     record, _ = on_reading(None, reading(0, "100"), b"r0", METER, BOOK, T0)
     record, _ = on_reading(record, reading(15, "101"), b"r1", METER, BOOK, T0)
@@ -78,7 +106,8 @@ def test_a_duplicate_changes_nothing_and_emits_nothing() -> None:
 def test_bad_readings_are_rejected_with_the_reason_and_raw_bytes() -> None:
     record, _ = on_reading(None, reading(0, "100"), b"r0", METER, BOOK, T0)
     after, outs = on_reading(record, reading(15, "99"), b"raw-bytes", METER, BOOK, T0)
-    assert after is record, "a rejection never moves the baseline"
+    assert after is not None and record is not None
+    assert after.validation == record.validation, "a rejection never moves the baseline"
     [body] = bodies(outs, topics.REJECTED_READINGS)
     assert body["reason"] == "register_decreased"
     assert base64.b64decode(body["raw_b64"]) == b"raw-bytes"
