@@ -46,6 +46,20 @@ class EngineWatch:
         self.processed = 0
         self.last_processed: float | None = None
         self.started = time.monotonic()
+        self.assignments = 0
+
+    def watch(self, app: Application) -> Application:
+        """Follow ``app``'s partition assignments: the engine calls its own ``_on_assign``
+        when the group gives it partitions; it returns once their stores are open."""
+        self.app = app
+        on_assign = getattr(app, "_on_assign", None)
+        if on_assign is not None:
+            def assigned(consumer: Any, partitions: Any) -> None:
+                on_assign(consumer, partitions)
+                self.assignments += 1
+
+            setattr(app, "_on_assign", assigned)  # noqa: B010 - the engine looks it up
+        return app
 
     def on_message(self, topic: str, partition: int, offset: int) -> None:
         self.processed += 1
@@ -64,7 +78,8 @@ class EngineWatch:
         assigned = [tp for tp in self.assigned() if not tp[0].startswith("changelog__")]
         idle = None if self.last_processed is None else round(
             time.monotonic() - self.last_processed, 1)
-        return {"ready": bool(assigned) and not recovering, "recovering": recovering,
+        return {"ready": bool(assigned) and self.assignments > 0 and not recovering,
+                "recovering": recovering,
                 "partitions": len(assigned), "processed": self.processed,
                 "seconds_since_last_message": idle}
 
@@ -73,7 +88,7 @@ def run_processor(settings: WorkerSettings, serve: Serve) -> None:
     config = ConfigSource(settings.dsn)
     config.start(settings.config_refresh_s)
     watch = EngineWatch()
-    app = watch.app = processor.build(settings, config, on_message=watch.on_message)
+    app = watch.watch(processor.build(settings, config, on_message=watch.on_message))
     ticker = clock.Clock(settings.dsn, settings.bootstrap_servers, settings.clock_period_s)
     ticker.start()
     writer = metrics.MetricsWriter(settings.dsn, settings.bootstrap_servers, settings.group,
@@ -96,7 +111,7 @@ def run_processor(settings: WorkerSettings, serve: Serve) -> None:
 
 def run_sink(settings: WorkerSettings, serve: Serve) -> None:
     watch = EngineWatch()
-    app = watch.app = sinks.build(settings, on_message=watch.on_message)
+    app = watch.watch(sinks.build(settings, on_message=watch.on_message))
     writer = metrics.MetricsWriter(settings.dsn, settings.bootstrap_servers,
                                    settings.sink_group, settings.metrics_period_s,
                                    watch.assigned)

@@ -112,16 +112,31 @@ def worker_health(port: int) -> dict[str, Any]:
 
 
 #: Each worker started by a test serves its health page on a port of its own, taken in turn
-#: from 20 slots of three (role ``all`` also uses the two after its own), apart from the
-#: stack's other ports.
-_worker_ports = itertools.cycle(range(PORT_BASE + 500, PORT_BASE + 560, 3))
+#: from 30 slots of three (role ``all`` also uses the two after its own), apart from the
+#: stack's other ports; a slot still held by a running worker is skipped.
+_worker_ports = itertools.cycle(range(PORT_BASE + 500, PORT_BASE + 590, 3))
+
+
+def _free_slot() -> int:
+    import socket
+
+    for _ in range(30):
+        port = next(_worker_ports)
+        try:
+            for candidate in (port, port + 1, port + 2):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free port slot for another worker")
 
 
 def start_worker(stack: Settings, log: Path, role: str = "all",
                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A real `meterflow worker` process on the test stack, ready to consume: its health
     page says so once its consumer holds its partitions and restored their state."""
-    port = next(_worker_ports)
+    port = _free_slot()
     child_env = {**env_of(stack), "METERFLOW_WORKER_WEB_PORT": str(port), **(env or {})}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
