@@ -97,7 +97,8 @@ def parse_decimal(value: object) -> Decimal:
 
 def decimal_text(value: Decimal) -> str:
     """A Decimal as plain positional text (never exponent notation)."""
-    return f"{value:f}"
+    text = str(value)  # positional already unless it shows an exponent
+    return f"{value:f}" if "E" in text else text
 
 
 def fraction_text(value: Fraction) -> str:

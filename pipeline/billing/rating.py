@@ -127,9 +127,11 @@ def rate(book: TariffBook, tiers: TierState | None, usage: Usage) -> tuple[TierS
     start, end = usage.start, usage.end
     if start.tzinfo is None or end.tzinfo is None:
         raise RatingError("interval bounds must carry a UTC offset")
-    if start.utcoffset() is None or end.utcoffset() is None:
-        utc(start), utc(end)  # refuses the bound as every instant is refused
-    low, high = epoch_micros(start), epoch_micros(end)  # compared in UTC, never on the wall
+    try:
+        low, high = epoch_micros(start), epoch_micros(end)  # compared in UTC, not on the wall
+    except TypeError:  # a tzinfo without an offset: refused as every such instant is
+        utc(start), utc(end)
+        raise
     if high <= low:
         raise RatingError("an interval must end after it starts")
     if usage.units < 0:

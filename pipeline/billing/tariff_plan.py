@@ -3,10 +3,11 @@
 Rating asks the same questions of a book for every interval: which version is in force,
 which band a local minute is in, where the cuts of a local day fall (docs/tariffs.md,
 "How consumption is rated", 2) and what a band and step cost. A :class:`TariffPlan`
-answers them from tables built once per book, and keeps each local day's judged cuts and
-each short run of days in bounded LRU caches (``DAY_CACHE_SIZE`` days and
-``SPAN_CACHE_SIZE`` spans per book). Versions are immutable and the plan belongs to its
-book, so nothing cached can leak into another tariff, even one with the same id.
+answers them from tables built once per book. It keeps each local day's judged cuts and
+each short run of days in bounded LRU caches (``DAY_CACHE_SIZE`` days, ``SPAN_CACHE_SIZE``
+runs) and the interval bounds it has seen in a bounded map (``INSTANT_CACHE_SIZE``).
+Versions are immutable and the plan belongs to its book, so nothing cached can leak into
+another tariff, even one with the same id.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ SPAN_CACHE_SIZE = 366
 #: Only runs of at most this many local days are kept; longer intervals are rare.
 SPAN_CACHE_DAYS = 4
 #: Instants (interval bounds) whose local day and judgement a book keeps: meters share
-#: their reading times, and one interval's end is the next one's start.
+#: their reading times, and one interval's end is the next one's start. When full, the
+#: cache starts again empty (cheaper per look-up than an LRU, and as good for this use).
 INSTANT_CACHE_SIZE = 1024
 
 #: How a stretch is judged: version index (-1: none in force), band, tier period.
@@ -103,7 +105,7 @@ class TariffPlan:
         self._prices: dict[tuple[int, str | None, int | None], PriceInfo] = {}
         self._days: Lru[int, tuple[tuple[int, Judged], ...]] = Lru(DAY_CACHE_SIZE)
         self._spans: Lru[tuple[int, int], Timeline] = Lru(SPAN_CACHE_SIZE)
-        self._instants: Lru[int, tuple[int, Judged]] = Lru(INSTANT_CACHE_SIZE)
+        self._instants: dict[int, tuple[int, Judged]] = {}
         self._last: tuple[tuple[int, int], Timeline] = ((0, 0), ((), ()))
         self._period_keys: dict[tuple[int, int, int], str] = {}
 
@@ -179,7 +181,9 @@ class TariffPlan:
         if found is None:
             local = when.astimezone(self.zone)
             found = (local.toordinal(), self.judge(instant, local))
-            self._instants.put(instant, found)
+            if len(self._instants) >= INSTANT_CACHE_SIZE:
+                self._instants.clear()
+            self._instants[instant] = found
         return found
 
     def timeline(self, first: int, last: int) -> Timeline:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.billing.money import (
+    decimal_text,
     fen_to_yuan,
     fraction_text,
     parse_decimal,
@@ -109,3 +110,8 @@ def test_rounding_and_text_match_the_reference(
     assert (got, str(got)) == (expected, str(expected))
     exact = Fraction(value)
     assert fraction_text(exact) == reference.fraction_text(exact)
+
+
+@given(st.decimals())
+def test_decimal_text_is_positional_text(value: Decimal) -> None:
+    assert decimal_text(value) == f"{value:f}"

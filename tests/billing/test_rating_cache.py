@@ -44,7 +44,7 @@ def test_caches_stay_bounded_over_months(monkeypatch: pytest.MonkeyPatch) -> Non
         usage = Usage(at, at + timedelta(hours=5), Decimal("1.5"))
         assert rate(book, None, usage)[1].amount == reference.rate(book, None, usage)[1].amount
     plan = book.plan
-    assert (len(plan._days), len(plan._spans), len(plan._instants)) == (5, 3, 7)
+    assert (len(plan._days), len(plan._spans)) == (5, 3) and len(plan._instants) <= 7
 
 
 def test_books_with_the_same_id_share_nothing() -> None:
