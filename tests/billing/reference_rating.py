@@ -40,6 +40,11 @@ def round_half_up(value: Decimal | Fraction | int, places: int) -> Decimal:
     return Decimal(f"{sign * whole}E-{places}")
 
 
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as plain positional text."""
+    return f"{value:f}"
+
+
 def fraction_text(value: Fraction) -> str:
     """``"12.5"`` when finite in decimal, else ``"p/q"``."""
     den = value.denominator
@@ -50,7 +55,7 @@ def fraction_text(value: Fraction) -> str:
         places = 0
         while (value * 10**places).denominator != 1:
             places += 1
-        return f"{round_half_up(value, places):f}"
+        return decimal_text(round_half_up(value, places))
     return f"{value.numerator}/{value.denominator}"
 
 
