@@ -101,6 +101,23 @@ def one_round(book: TariffBook, intervals: list[Usage], core: str) -> float:
     return (time.process_time() - begin) / len(intervals) * 1e6
 
 
+def split_round(book: TariffBook, intervals: list[Usage], core: str) -> tuple[float, float]:
+    """CPU microseconds per interval for rate() with Rating.cost, then for the payload."""
+    rating_core, rounding, text, exact_text = CORES[core]
+    state = None
+    rated = []
+    begin = time.process_time()
+    for usage in intervals:
+        state, rating = rating_core(book, state, usage)
+        rating.cost  # noqa: B018 - what a charge takes
+        rated.append((rating, state))
+    middle = time.process_time()
+    for rating, state in rated:
+        payload(rating, state, rounding, text, exact_text)
+    end = time.process_time()
+    return (middle - begin) / len(intervals) * 1e6, (end - middle) / len(intervals) * 1e6
+
+
 def check_same(body: str, intervals: list[Usage]) -> None:
     """The two cores agree on what is timed (the equivalence tests check far more)."""
     book = TariffBook([load_tariff_text(body)])
@@ -139,6 +156,19 @@ def main() -> None:
                     best[core] = min(best[core], one_round(book, intervals, core))
             old, new = best["reference"], best["new"]
             print(f"{name:<22}{label:>9}{old:>11.1f}{new:>9.1f}{cold:>10.1f}{old / new:>9.1f}x")
+    print("\n15 min, split: rate() with Rating.cost | the payload's figures (reference -> new)")
+    for name, body in TARIFFS.items():
+        book = TariffBook([load_tariff_text(body)])
+        parts = {core: [float("inf"), float("inf")] for core in CORES}
+        for _ in range(args.rounds):
+            for core in CORES:
+                times = split_round(book, runs["15 min"], core)
+                parts[core] = [min(a, b) for a, b in zip(parts[core], times, strict=True)]
+        (old_rate, old_text), (new_rate, new_text) = parts["reference"], parts["new"]
+        print(
+            f"{name:<22}{old_rate:>8.1f} ->{new_rate:>6.1f} ({old_rate / new_rate:.1f}x) |"
+            f"{old_text:>6.1f} ->{new_text:>5.1f} ({old_text / new_text:.1f}x)"
+        )
 
 
 if __name__ == "__main__":
