@@ -1,14 +1,16 @@
 """Money and exact quantities: integer fen outside, Decimal/Fraction inside, one rounding rule.
 
-Rule (issue 3, section 1): every amount stored or sent is an integer number of fen
+Rule (docs/tariffs.md, "Money"): every amount stored or sent is an integer number of fen
 (0.01 CNY); the amount charged up to any moment is the exact cumulative cost rounded
 half-up to the fen. :func:`round_half_up` is the only rounding in the billing domain.
 """
 
 from __future__ import annotations
 
-from decimal import MAX_PREC, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from collections.abc import Iterable
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 
 #: The rounding mode of the whole domain: ties go away from zero (decimal.ROUND_HALF_UP).
 ROUNDING = ROUND_HALF_UP
@@ -16,6 +18,8 @@ ROUNDING = ROUND_HALF_UP
 COST_PLACES = 10
 FEN_PER_YUAN = 100
 _EXACT = Context(prec=MAX_PREC)  # scaling by powers of ten must never round
+_SHIFT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # nor any exponent clamp
+_POWERS = {places: 10**places for places in range(40)}
 
 Number = Decimal | Fraction | int
 
@@ -25,12 +29,32 @@ def round_half_up(value: Number, places: int) -> Decimal:
 
     Works on the exact rational value, so no intermediate precision can shift a tie.
     """
-    exact = Fraction(value) * 10**places
-    sign = -1 if exact < 0 else 1
-    whole, rest = divmod(abs(exact.numerator), exact.denominator)
-    if 2 * rest >= exact.denominator:
+    kind = type(value)
+    if kind is Fraction or kind is Decimal or kind is int:
+        num, den = value.as_integer_ratio()
+    else:
+        exact = Fraction(value)
+        num, den = exact.numerator, exact.denominator
+    scale = _POWERS.get(places)
+    if scale is None:
+        if places < 0:
+            raise ValueError("places must not be negative")
+        scale = 10**places
+    whole, rest = divmod(abs(num) * scale, den)
+    if 2 * rest >= den:
         whole += 1
-    return Decimal(f"{sign * whole}E-{places}")
+    return Decimal(-whole if num < 0 else whole).scaleb(-places, _SHIFT)
+
+
+def exact_sum(values: Iterable[Fraction]) -> Fraction:
+    """The exact sum of rationals, reduced once at the end."""
+    num, den = 0, 1
+    for value in values:
+        if value.denominator == den:
+            num += value.numerator
+        else:
+            num, den = num * value.denominator + value.numerator * den, den * value.denominator
+    return Fraction(num, den)
 
 
 def round_fen(yuan: Number) -> int:
@@ -73,21 +97,31 @@ def parse_decimal(value: object) -> Decimal:
 
 def decimal_text(value: Decimal) -> str:
     """A Decimal as plain positional text (never exponent notation)."""
-    return f"{value:f}"
+    text = str(value)  # positional already unless it shows an exponent
+    return f"{value:f}" if "E" in text else text
 
 
 def fraction_text(value: Fraction) -> str:
     """An exact rational as JSON-safe text: ``"12.5"`` when finite in decimal, else ``"p/q"``."""
-    den = value.denominator
-    for prime in (2, 5):
-        while den % prime == 0:
-            den //= prime
+    num, den = value.as_integer_ratio()
     if den == 1:
-        places = 0
-        while (value * 10**places).denominator != 1:
-            places += 1
-        return decimal_text(round_half_up(value, places))
-    return f"{value.numerator}/{value.denominator}"
+        return str(num)
+    places = _decimal_places(den)
+    if places is None:
+        return f"{num}/{den}"
+    digits = num * (_POWERS.get(places) or 10**places) // den
+    return decimal_text(Decimal(digits).scaleb(-places, _SHIFT))
+
+
+@lru_cache(maxsize=1024)
+def _decimal_places(den: int) -> int | None:
+    """The fewest decimals that hold ``p / den`` exactly (None: none do)."""
+    twos = (den & -den).bit_length() - 1
+    rest, fives = den >> twos, 0
+    while rest % 5 == 0:
+        rest //= 5
+        fives += 1
+    return max(twos, fives) if rest == 1 else None
 
 
 def parse_fraction(text: str) -> Fraction:

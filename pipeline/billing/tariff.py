@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from pipeline.billing.bands import BandSet
 from pipeline.billing.errors import RatingError, TariffError
+from pipeline.billing.tariff_plan import TariffPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,11 @@ class TariffBook:
         if chosen is None:
             raise RatingError(f"tariff {self.id} is not in force at {instant.isoformat()}")
         return chosen
+
+    @cached_property
+    def plan(self) -> TariffPlan:
+        """The book's rating tables and day caches, built on first use (versions never change)."""
+        return TariffPlan(self.id, self.versions, self.zone)
 
     def version_starts(self) -> tuple[datetime, ...]:
         return tuple(s for v in self.versions if (s := v.starts_at()) is not None)

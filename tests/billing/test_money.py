@@ -4,10 +4,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.billing.money import (
+    decimal_text,
     fen_to_yuan,
     fraction_text,
     parse_decimal,
@@ -17,6 +18,8 @@ from pipeline.billing.money import (
     yuan_text,
 )
 from pipeline.billing.yaml_decimal import load_yaml
+
+from . import reference_rating as reference
 
 
 @pytest.mark.parametrize(
@@ -87,3 +90,28 @@ def test_yaml_refuses_infinite() -> None:
         load_yaml("a: .inf\n")
     with pytest.raises(yaml.YAMLError):
         load_yaml("a: .nan\n")
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.fractions(),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.integers(-(10**30), 10**30),
+    ),
+    st.integers(0, 45),
+)
+def test_rounding_and_text_match_the_reference(
+    value: Fraction | Decimal | int, places: int
+) -> None:
+    """Same Decimal (value, exponent and sign of zero) and same text as the reference core."""
+    expected = reference.round_half_up(value, places)
+    got = round_half_up(value, places)
+    assert (got, str(got)) == (expected, str(expected))
+    exact = Fraction(value)
+    assert fraction_text(exact) == reference.fraction_text(exact)
+
+
+@given(st.decimals())
+def test_decimal_text_is_positional_text(value: Decimal) -> None:
+    assert decimal_text(value) == f"{value:f}"
