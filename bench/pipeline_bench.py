@@ -280,7 +280,7 @@ class Bench:
             self.send(per_meter, rate=rate, stamps=stamps)
             cut: dict[str, float] = {}
             for meter in victims:  # one reading that costs far more than the balance
-                value, ts = self.fleet.reading(meter, jump=30_000_000)
+                value, _ = self.fleet.reading(meter, jump=30_000_000)
                 cut[meter] = time.time()
                 self.producer.send(topics.RAW_READINGS, key=meter.encode(), value=value)
                 time.sleep(1 / rate)

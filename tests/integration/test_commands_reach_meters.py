@@ -105,7 +105,7 @@ def test_late_data_cuts_off_and_the_command_reaches_the_meter_and_is_confirmed(
     started = datetime.now(UTC)
 
     # 1 + 4 yuan against 3 yuan: both accounts are exhausted by data two days old.
-    for meter, account in accounts.items():
+    for account in accounts.values():
         wait_for(lambda a=account: (account_row(db, a) or (0, "", ""))[1] == "disconnected",
                  60, f"the disconnect of {account}")
     commands = db.execute("SELECT meter_id, issued_at, deadline FROM commands "
