@@ -9,6 +9,8 @@ readings (the wallet keeps one newest charge per meter and the keys of money com
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +19,13 @@ import msgspec
 from pipeline.billing.supply import Supply
 from pipeline.billing.tier_state import TierState
 from pipeline.billing.validation import MeterState
-from pipeline.billing.wallet_model import WalletState
+from pipeline.billing.wallet_model import (
+    CONNECTED,
+    LastCharge,
+    Processed,
+    WalletConfig,
+    WalletState,
+)
 
 
 class MeterRecord(msgspec.Struct, array_like=True, frozen=True):
@@ -30,10 +38,39 @@ class MeterRecord(msgspec.Struct, array_like=True, frozen=True):
     recent: bytes = b""
 
 
+class WalletSnapshot(msgspec.Struct, array_like=True, frozen=True):
+    """A wallet's state without its configuration (that is read from the database)."""
+
+    balance_fen: int = 0
+    seq: int = 0
+    cumulative_cost: Decimal = Decimal(0)
+    charged_fen: int = 0
+    fired_levels: frozenset[int] = frozenset()
+    supply: str = CONNECTED
+    disconnect_pending: bool = False
+    deferred_until: datetime | None = None
+    manual_keep_supply: bool = False
+    processed: dict[str, Processed] = msgspec.field(default_factory=dict)
+    last_charges: dict[str, LastCharge] = msgspec.field(default_factory=dict)
+
+    def state(self, account_id: str, config: WalletConfig) -> WalletState:
+        return WalletState(account_id, config, self.balance_fen, self.seq,
+                           self.cumulative_cost, self.charged_fen, self.fired_levels,
+                           self.supply, self.disconnect_pending, self.deferred_until,
+                           self.manual_keep_supply, self.processed, self.last_charges)
+
+    @classmethod
+    def of(cls, state: WalletState) -> WalletSnapshot:
+        return cls(state.balance_fen, state.seq, state.cumulative_cost, state.charged_fen,
+                   state.fired_levels, state.supply, state.disconnect_pending,
+                   state.deferred_until, state.manual_keep_supply, dict(state.processed),
+                   dict(state.last_charges))
+
+
 class WalletRecord(msgspec.Struct, array_like=True, frozen=True):
     """Per account: the wallet and the newest command sent to each of its meters."""
 
-    wallet: WalletState
+    wallet: WalletSnapshot
     supply: Supply = msgspec.field(default_factory=Supply)
 
 

@@ -20,7 +20,7 @@ its recording). Outputs carry deterministic ids; the rules live in pipeline/bill
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline import messages, topics
@@ -54,7 +54,7 @@ from pipeline.billing.wallet_model import (
 from pipeline.configuration import AccountSetup
 from pipeline.messages import PaymentMessage, RatedInterval, WalletSignal
 from pipeline.meter_stage import Out, out
-from pipeline.records import WalletRecord
+from pipeline.records import WalletRecord, WalletSnapshot
 
 PAYMENT_KINDS = ("topup", "refund", "adjustment")
 
@@ -67,14 +67,20 @@ class InputError(ValueError):
         self.reason = reason
 
 
-def _start(record: WalletRecord | None, setup: AccountSetup) -> WalletRecord:
-    """The account's record under its configuration in force (read from the database)."""
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account being worked on: its wallet under the configuration in force (read
+    from the database) and its supply commands."""
+
+    wallet: WalletState
+    supply: Supply
+
+
+def _start(record: WalletRecord | None, setup: AccountSetup) -> Account:
     if record is None:
-        return WalletRecord(open_account(setup.account_id, setup.wallet))
-    wallet = record.wallet
-    if wallet.config != setup.wallet:
-        wallet = replace(wallet, config=setup.wallet)
-    return WalletRecord(wallet, forget_meters(record.supply, setup.meters))
+        return Account(open_account(setup.account_id, setup.wallet), Supply())
+    return Account(record.wallet.state(setup.account_id, setup.wallet),
+                   forget_meters(record.supply, setup.meters))
 
 
 def _instant(text: str, field: str) -> datetime:
@@ -137,14 +143,14 @@ def on_signal(record: WalletRecord | None, signal: WalletSignal, setup: AccountS
     return _finish(current, wallet, supply, results, notices, setup, now, None, policy)
 
 
-def _apply(current: WalletRecord, command: Charge | TopUp | Refund | Adjustment,
+def _apply(current: Account, command: Charge | TopUp | Refund | Adjustment,
            setup: AccountSetup, now: datetime, at: datetime, meter_id: str | None,
            policy: CommandPolicy) -> tuple[WalletRecord, list[Out]]:
     wallet, results = apply(current.wallet, command, now, at)
     return _finish(current, wallet, current.supply, results, [], setup, now, meter_id, policy)
 
 
-def _finish(before: WalletRecord, wallet: WalletState, supply: Supply,
+def _finish(before: Account, wallet: WalletState, supply: Supply,
             results: Sequence[Output], notices: Sequence[CommandNotice],
             setup: AccountSetup, now: datetime, meter_id: str | None,
             policy: CommandPolicy) -> tuple[WalletRecord, list[Out]]:
@@ -172,13 +178,13 @@ def _finish(before: WalletRecord, wallet: WalletState, supply: Supply,
     supply, again = due_again(supply, wallet.supply == CONNECTED, now, policy)
     made += [(c, f"issued again (attempt {c.attempt})") for c in again]
     outs += [out(topics.COMMANDS, c.meter_id, messages.command(c, reason)) for c, reason in made]
-    after = WalletRecord(wallet, supply)
+    after = Account(wallet, supply)
     if _shown(before, after):
         outs.append(out(topics.BALANCES, key, balance(after, now)))
-    return after, outs
+    return WalletRecord(WalletSnapshot.of(wallet), supply), outs
 
 
-def _shown(before: WalletRecord, after: WalletRecord) -> bool:
+def _shown(before: Account, after: Account) -> bool:
     """Whether the balance message would say anything new."""
     old, new = before.wallet, after.wallet
     return (old.seq, old.supply, old.disconnect_pending, old.deferred_until,
@@ -187,7 +193,7 @@ def _shown(before: WalletRecord, after: WalletRecord) -> bool:
         supply_state(after.supply, new.supply == CONNECTED), wake_at(after.supply))
 
 
-def next_wake(record: WalletRecord) -> datetime | None:
+def next_wake(record: Account) -> datetime | None:
     """When the clock should tick this account: a deferred cut's end or a retry."""
     wallet = record.wallet
     times = [t for t in (wake_at(record.supply),) if t is not None]
@@ -197,7 +203,7 @@ def next_wake(record: WalletRecord) -> datetime | None:
     return min(times, default=None)
 
 
-def balance(record: WalletRecord, at: datetime) -> messages.BalanceMessage:
+def balance(record: Account, at: datetime) -> messages.BalanceMessage:
     """``meterflow.balances``: the latest state of an account."""
     wallet = record.wallet
     wake = next_wake(record)
