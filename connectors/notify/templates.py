@@ -45,11 +45,14 @@ KIND_NAMES: dict[str, dict[str, str]] = {
     "zh": {"low_balance": "余额不足", "disconnect": "停止供应", "reconnect": "恢复供应",
            "disconnect_deferred": "停供暂缓", "disconnect_cancelled": "停供取消",
            "refused": "操作被拒绝", "notification_failed": "通知发送失败",
+           "command_retry": "控制命令重发", "command_abandoned": "控制命令未执行",
            "offline": "表计离线", "online": "表计恢复在线", "unrated": "用量未计费",
            "meter_stopped": "表计故障"},
     "en": {"low_balance": "Low balance", "disconnect": "Supply cut", "reconnect":
            "Supply restored", "disconnect_deferred": "Cut-off deferred",
            "disconnect_cancelled": "Cut-off cancelled", "refused": "Payment refused",
+           "command_retry": "Command issued again",
+           "command_abandoned": "Command not carried out",
            "notification_failed": "Notification failed", "offline": "Meter offline",
            "online": "Meter back online", "unrated": "Usage not billed",
            "meter_stopped": "Meter fault"},
@@ -79,6 +82,13 @@ BUILT_IN: dict[str, dict[str, Text]] = {
         "refused": Text(
             "【操作被拒绝】账户 {account} 的款项操作被拒绝",
             "账户 {account}{place} 的一笔款项操作被拒绝：{detail}。时间：{time}"),
+        "command_retry": Text(
+            "【控制命令重发】账户 {account} 的通断命令未被表计确认，已重发",
+            "账户 {account}{place} 的通断命令未被表计确认，已安排重发：{detail}。时间：{time}"),
+        "command_abandoned": Text(
+            "【控制命令未执行】账户 {account} 的通断命令多次未被表计确认",
+            "账户 {account}{place} 的通断命令多次未被表计确认，已停止重发，请人工处理："
+            "{detail}。时间：{time}"),
         "notification_failed": Text(
             "【通知发送失败】账户 {account} 的一条通知未能送达",
             "一条通知未能送达：{detail}。账户 {account}{place}，时间：{time}"),
@@ -121,6 +131,15 @@ BUILT_IN: dict[str, dict[str, Text]] = {
         "refused": Text(
             "Payment refused on account {account}",
             "A payment on account {account}{place} was refused: {detail}. Time: {time}"),
+        "command_retry": Text(
+            "Command to a meter of account {account} issued again",
+            "A relay or valve command for account {account}{place} was not confirmed by the "
+            "meter and is issued again: {detail}. Time: {time}"),
+        "command_abandoned": Text(
+            "Command to a meter of account {account} not carried out",
+            "A relay or valve command for account {account}{place} was not confirmed after "
+            "every attempt; it is not issued again, please see to it: {detail}. "
+            "Time: {time}"),
         "notification_failed": Text(
             "A notification for account {account} could not be delivered",
             "A notification could not be delivered: {detail}. Account {account}{place}, "

@@ -160,9 +160,9 @@ def test_ha_spreads_each_component_over_zones_and_nodes(render: Render) -> None:
                for d in deployments(render(MINIMAL)).values())
 
 
-def test_standby_replicas_reach_the_processors(render: Render) -> None:
-    assert config_data(render(HA))["METERFLOW_TABLE_STANDBY_REPLICAS"] == "2"
-    assert config_data(render(MINIMAL))["METERFLOW_TABLE_STANDBY_REPLICAS"] == "0"
+def test_the_commit_interval_reaches_the_processors(render: Render) -> None:
+    assert config_data(render(HA))["METERFLOW_COMMIT_INTERVAL_S"] == "1"
+    assert config_data(render(MINIMAL))["METERFLOW_COMMIT_INTERVAL_S"] == "0.25"
 
 
 def test_processors_and_sinks_run_apart(render: Render) -> None:

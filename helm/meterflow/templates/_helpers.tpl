@@ -105,7 +105,7 @@ app.kubernetes.io/component: {{ .component }}
 METERFLOW_KAFKA_BOOTSTRAP: {{ include "meterflow.kafkaBootstrap" . | quote }}
 METERFLOW_TOPIC_PARTITIONS: {{ .Values.settings.topicPartitions | quote }}
 METERFLOW_TOPIC_REPLICATION: {{ .Values.settings.topicReplication | quote }}
-METERFLOW_TABLE_STANDBY_REPLICAS: {{ .Values.settings.tableStandbyReplicas | quote }}
+METERFLOW_COMMIT_INTERVAL_S: {{ .Values.settings.commitIntervalSeconds | quote }}
 METERFLOW_WORKER_ID: {{ .Values.settings.workerId | quote }}
 METERFLOW_CONFIG_REFRESH_S: {{ .Values.settings.configRefreshSeconds | quote }}
 METERFLOW_WORKER_SESSION_TIMEOUT_S: {{ .Values.settings.workerSessionTimeoutSeconds | quote }}
