@@ -58,6 +58,10 @@ POLL_TIMEOUT_S = 0.05
 FETCH_WAIT_MS = 50
 
 METER_INPUTS = (topics.RAW_READINGS, topics.METER_TICKS, topics.COMMAND_ACKS)
+#: The ``stage`` of a dead letter from each input (docs/contracts.md, dead letter).
+STAGE_OF = {topics.RAW_READINGS: "validate", topics.METER_TICKS: "meter",
+            topics.COMMAND_ACKS: "meter", topics.RATED_INTERVALS: "wallet",
+            topics.PAYMENTS: "wallet", topics.WALLET_SIGNALS: "wallet"}
 ACCOUNT_INPUTS = (topics.RATED_INTERVALS, topics.PAYMENTS, topics.WALLET_SIGNALS)
 OUTPUTS = (topics.ACCEPTED_READINGS, topics.REJECTED_READINGS, topics.RATED_INTERVALS,
            topics.METER_EVENTS, topics.WALLET_SIGNALS, topics.LEDGER, topics.BALANCES,
@@ -111,10 +115,10 @@ class Stages:
         try:
             return self._meter(topic, value, key, timestamp, state)
         except (PayloadError, MessageError) as exc:
-            return [dead_letter(f"meter:{topic}", exc.reason, value, key, timestamp)]
+            return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
         except Exception as exc:  # a bug must cost one message, never the worker
             log.exception("meter stage failed on %s", topic)
-            return [dead_letter(f"meter:{topic}", f"internal error: {exc!r}", value, key,
+            return [dead_letter(STAGE_OF[topic], f"internal error: {exc!r}", value, key,
                                 timestamp)]
 
     def _meter(self, topic: str, value: bytes, key: bytes | None, timestamp: int,
@@ -153,10 +157,10 @@ class Stages:
         try:
             return self._account(topic, value, key, timestamp, state)
         except (MessageError, wallet_stage.InputError) as exc:
-            return [dead_letter(f"wallet:{topic}", exc.reason, value, key, timestamp)]
+            return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
         except Exception as exc:  # a bug must cost one message, never the worker
             log.exception("wallet stage failed on %s", topic)
-            return [dead_letter(f"wallet:{topic}", f"internal error: {exc!r}", value, key,
+            return [dead_letter(STAGE_OF[topic], f"internal error: {exc!r}", value, key,
                                 timestamp)]
 
     def _account(self, topic: str, value: bytes, key: bytes | None, timestamp: int,

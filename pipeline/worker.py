@@ -15,6 +15,8 @@ move at once (docs/operations.md, stopping).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -134,6 +136,19 @@ def _child_health(port: int) -> dict[str, Any]:
         return {"status": "error", "ready": False, "detail": str(exc)}
 
 
+def _stop_with_parent() -> None:
+    """In a child: have the kernel send SIGTERM when this parent dies (Linux prctl), so a
+    killed ``all`` worker never leaves a processor or a sink behind."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the parent's SIGTERM handler still runs
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def run_all(settings: WorkerSettings, serve: Serve, argv: list[str]) -> int:
     """Start ``processor`` and ``sink`` children; end (and end both) when either ends.
 
@@ -145,7 +160,8 @@ def run_all(settings: WorkerSettings, serve: Serve, argv: list[str]) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     for role, port in ports.items():
         env = {**os.environ, "METERFLOW_WORKER_WEB_PORT": str(port)}
-        children[role] = subprocess.Popen([*argv, "--role", role], env=env)
+        children[role] = subprocess.Popen([*argv, "--role", role], env=env,
+                                          preexec_fn=_stop_with_parent)
 
     def probe() -> dict[str, Any]:
         parts = {role: _child_health(port) if port else {"ready": None}

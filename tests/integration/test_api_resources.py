@@ -6,7 +6,6 @@ tests use httpx as any client would.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -204,7 +203,7 @@ def test_meters_register_patch_unknown_and_replace(api: ApiSession, tariff_id: s
         assert shown["replacement"]["final_reading"] == "120.500"
         assert c.post("/topups", json={}).status_code == 403
     # The old meter stays configured for the workers until its final reading is rated.
-    snapshot = asyncio.run(workers_config(db))
+    snapshot = workers_config(db)
     assert snapshot.meters[meter].removed is False
     assert snapshot.meters[f"{meter}-2"].tariff_id == tariff_id
     raw = db.execute("SELECT key, payload->>'value' FROM outbox WHERE topic = "
@@ -213,12 +212,12 @@ def test_meters_register_patch_unknown_and_replace(api: ApiSession, tariff_id: s
     assert raw == [(meter, "120.5"), (f"{meter}-2", "0")]
 
 
-async def workers_config(db: psycopg.Connection) -> Any:
+def workers_config(db: psycopg.Connection) -> Any:
     """What a worker's configuration reload reads now (pipeline/config_source.py)."""
     from pipeline.config_source import load
 
-    async with await psycopg.AsyncConnection.connect(db.info.dsn + " password=meterflow") as conn:
-        return await load(conn)
+    with psycopg.connect(db.info.dsn + " password=meterflow", autocommit=True) as conn:
+        return load(conn)
 
 
 def test_health_is_503_while_the_database_is_unreachable(stack: Settings,
@@ -259,14 +258,14 @@ def test_future_tariff_assignment_changes_nothing_before_its_moment(
                            json={"meter_ids": [meter]})
         assert water.status_code == 404 and fields(water) == ["tariff_id"]
 
-    async def tariff_in_workers() -> str | None:
-        return (await workers_config(db)).meters[meter].tariff_id
+    def tariff_in_workers() -> str | None:
+        return workers_config(db).meters[meter].tariff_id
 
-    assert asyncio.run(tariff_in_workers()) == tariff_id
+    assert tariff_in_workers() == tariff_id
     with api.client() as admin:
         shown = admin.get(f"/meters/{meter}").json()
         assert shown["tariff_in_force"] == tariff_id
         assert [a["scheduled"] for a in shown["assignments"]] == [True]
         now = admin.post(f"/tariffs/{other}/assignments", json={"meter_ids": [meter]})
         assert now.status_code == 201
-    assert asyncio.run(tariff_in_workers()) == other
+    assert tariff_in_workers() == other

@@ -206,7 +206,7 @@ def drive_pipeline(stack: Settings, db: psycopg.Connection, fleet: Fleet) -> Non
                               "raw = %s", b"{not json"), 60, "the dead letter")
     wait_for(lambda: rows(db, "SELECT 1 FROM pipeline_metrics WHERE topic = %s AND landed > 0 "
                               "AND worker LIKE %s", topics.ACCEPTED_READINGS,
-                          f"{stack.worker_id}@%")
+                          f"{stack.worker_id}-sink@%")
              and rows(db, "SELECT 1 FROM pipeline_metrics WHERE lag IS NOT NULL AND "
                           "worker LIKE %s", f"{stack.worker_id}@%"), 60, "pipeline metrics")
     wait_for(settled(db, fleet), 120, "the pipeline to settle again")

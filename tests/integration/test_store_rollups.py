@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from decimal import Decimal
 
@@ -10,17 +9,21 @@ import psycopg
 import pytest
 
 from meterflow.settings import Settings
-from pipeline.store import write_rated
+from pipeline.messages import RatedInterval, RatedLineBody, SurchargeBody
+from pipeline.store import prepare, write_rated
 
 pytestmark = pytest.mark.integration
 
 
-def rated(meter: str, n: int, end: str) -> dict[str, object]:
-    return {"interval_id": f"{meter}-{n}", "meter_id": meter, "account_id": "A",
-            "tariff_id": "tou", "start": "2026-07-01T15:30:00+00:00", "end": end,
-            "lines": [{"band": "valley", "step": None, "units": "1.25", "amount": "0.375"},
-                      {"band": "flat", "step": None, "units": "0.75", "amount": "0.45"}],
-            "surcharges": [{"name": "fund", "units": "2", "amount": "0.038"}]}
+def rated(meter: str, n: int, end: str) -> RatedInterval:
+    return RatedInterval(
+        interval_id=f"{meter}-{n}", meter_id=meter, account_id="A", tariff_id="tou",
+        start="2026-07-01T15:30:00+00:00", end=end, units="2", cost="0.863",
+        lines=[RatedLineBody(band="valley", step=None, price="0.3", units="1.25",
+                             amount="0.375"),
+               RatedLineBody(band="flat", step=None, price="0.6", units="0.75",
+                             amount="0.45")],
+        surcharges=[SurchargeBody(name="fund", price="0.019", units="2", amount="0.038")])
 
 
 def test_rollups_add_each_line_once(stack: Settings, db: psycopg.Connection) -> None:
@@ -28,13 +31,14 @@ def test_rollups_add_each_line_once(stack: Settings, db: psycopg.Connection) -> 
     batch = [rated(meter, 1, "2026-07-01T15:45:00+00:00"),
              rated(meter, 2, "2026-07-01T16:00:00+00:00")]
 
-    async def write() -> None:
-        async with await psycopg.AsyncConnection.connect(stack.dsn) as conn:
-            await write_rated(conn, batch)
-            await write_rated(conn, batch[1:])  # a replayed interval adds nothing
+    def write() -> None:
+        with psycopg.connect(stack.dsn, autocommit=True) as conn:
+            prepare(conn)
+            write_rated(conn, batch)
+            write_rated(conn, batch[1:])  # a replayed interval adds nothing
 
-    asyncio.run(write())
-    asyncio.run(write())
+    write()
+    write()
     assert db.execute("SELECT count(*) FROM rated_lines WHERE meter_id = %s",
                       (meter,)).fetchone() == (6,)
     hourly = db.execute("SELECT to_char(bucket AT TIME ZONE 'UTC', 'HH24'), band, units, "
