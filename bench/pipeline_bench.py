@@ -153,10 +153,10 @@ class Bench:
 
     # -- workers -------------------------------------------------------------------------
 
-    def start_workers(self, processors: int) -> float:
-        """Processors and one sink process; returns when every one reports ready."""
+    def start_workers(self, processors: int, sink: bool = True) -> float:
+        """Processors and one sink process (none: ``sink=False``); returns the start time."""
         log = open(self.state / "logs" / "bench-workers.log", "ab")  # noqa: SIM115
-        roles = ["processor"] * processors + ["sink"]
+        roles = ["processor"] * processors + (["sink"] if sink else [])
         started = time.perf_counter()
         for n, role in enumerate(roles):
             env = {**self.env, "METERFLOW_WORKER_WEB_PORT": str(PORTS["worker_web_port"] + n)}
@@ -268,6 +268,23 @@ class Bench:
                 "rate": total / wall, "ceiling": ceiling, "first_balance_s": first or 0.0,
                 "caught_up_after_wait_s": elapsed}
 
+    def processors_only(self, processors: int, per_meter: int) -> dict[str, float]:
+        """The processors alone (no sink competing for the cores) through a backlog:
+        done when the ledger topic holds a charge for every reading."""
+        self.stop_workers()
+        counter = LedgerCounter(self.settings.bootstrap_servers, f"B{self.run}-")
+        counter.start()
+        expected = per_meter * len(self.fleet.meters)
+        self.send(per_meter)
+        started = self.start_workers(processors, sink=False)
+        with console.status(f"{processors} processor(s) alone, backlog of {expected:,}"):
+            while counter.charges < expected and time.perf_counter() - started < 1800:
+                time.sleep(0.2)
+        wall = time.perf_counter() - started
+        counter.stop.set()
+        self.stop_workers()
+        return {"readings": expected, "seconds": wall, "rate": expected / wall}
+
     def latency(self, rate: float, seconds: float) -> dict[str, list[float]]:
         """A steady load of ``rate`` readings/s; some accounts are exhausted on the way."""
         assert self.producer is not None
@@ -335,6 +352,28 @@ class Watcher(threading.Thread):
                             self.cut.append(now - sent)
 
 
+class LedgerCounter(threading.Thread):
+    """Counts the charges of the bench's accounts on the ledger topic (read committed)."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                      enable_auto_commit=False,
+                                      isolation_level="read_committed")
+        self.consumer.assign([TopicPartition(topics.LEDGER, p)
+                              for p in self.consumer.partitions_for_topic(topics.LEDGER) or ()])
+        self.consumer.seek_to_end()
+        self.prefix = prefix.encode()
+        self.charges = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for records in self.consumer.poll(timeout_ms=100).values():
+                self.charges += sum(1 for r in records if r.key.startswith(self.prefix)
+                                    and b'"kind":"charge"' in r.value)
+
+
 def machine() -> Iterator[str]:
     yield f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     try:
@@ -381,8 +420,15 @@ def main() -> None:
                 f"msg/s: {r['rate'] / r['ceiling']:.0%} of it")
         if len(results) > 1:
             one, best = results[args.processors[0]], results[args.processors[-1]]
-            console.print(f"scaling: {args.processors[-1]} processors vs "
+            console.print(f"scaling, sinks included: {args.processors[-1]} processors vs "
                           f"{args.processors[0]}: {best['rate'] / one['rate'] - 1:+.0%}")
+            alone = {n: bench.processors_only(n, args.backlog) for n in args.processors}
+            for n, r in alone.items():
+                console.print(f"processors alone, {n}: {r['readings']:,} readings charged in "
+                              f"{r['seconds']:.1f} s = [bold]{r['rate']:,.0f} readings/s[/]")
+            first, last = alone[args.processors[0]], alone[args.processors[-1]]
+            console.print(f"scaling, processors alone: {args.processors[-1]} vs "
+                          f"{args.processors[0]}: {last['rate'] / first['rate'] - 1:+.0%}")
         bench.start_workers(args.processors[-1])
         bench.wait_caught_up("workers ready")
         rate = results[args.processors[-1]]["rate"] / 2
