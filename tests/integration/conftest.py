@@ -36,6 +36,7 @@ def ports(base: int) -> dict[str, int]:
         "kafka_controller_port": base + 93,
         "pg_port": base + 432,
         "mqtt_port": base + 883,
+        "mqtt_tls_port": base + 884,
         "worker_web_port": base + 66,
     }
 
@@ -52,10 +53,7 @@ def state_root() -> Path:
 
 def env_of(settings: Settings) -> dict[str, str]:
     """Environment for a child process that must use the same settings."""
-    env = {**os.environ, "METERFLOW_STATE_DIR": str(settings.state_dir)}
-    for name in (*TEST_PORTS, "worker_id", "worker_session_timeout_s"):
-        env[f"METERFLOW_{name.upper()}"] = str(getattr(settings, name))
-    return env
+    return {**os.environ, **settings.as_env()}
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +65,9 @@ def stack_settings() -> Settings:
         "worker_id": f"meterflow-test-{uuid.uuid4().hex[:8]}",
         # A killed worker's partitions move after this; keeps crash tests short.
         "worker_session_timeout_s": 10,
+        # Plain and TLS listeners: every MeterFlow client of the tests verifies the broker's
+        # certificate (the stack's own CA); mosquitto_pub/sub may use either.
+        "mqtt_tls": "on",
         **TEST_PORTS,
     })
 
@@ -78,6 +79,9 @@ def stack(stack_settings: Settings) -> Iterator[Settings]:
     try:
         local.up(stack_settings)
         migrate(stack_settings.dsn)
+        with psycopg.connect(stack_settings.dsn, autocommit=True) as conn:
+            wait_for(lambda: conn.execute("SELECT 1 FROM mqtt_auth_syncs").fetchone(), 30,
+                     "the broker sync to apply the migrated schema")
         yield stack_settings
     finally:
         local.down(stack_settings)
