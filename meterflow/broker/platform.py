@@ -65,6 +65,11 @@ def platform_user(settings: Settings, role: Role) -> PlatformUser:
     return PlatformUser(role, user, SecretStr(secret.read_text().strip()))
 
 
+def reserved_names(settings: Settings) -> frozenset[str]:
+    """The platform's MQTT user names, which no device may take."""
+    return frozenset(user_of(settings, role) for role in ROLES)
+
+
 def platform_users(settings: Settings) -> list[PlatformUser]:
     return [platform_user(settings, role) for role in ROLES]
 

@@ -27,7 +27,7 @@ import typer
 
 from meterflow.api import audit
 from meterflow.api.cli import SERVER
-from meterflow.broker.platform import ROLES, user_of
+from meterflow.broker.platform import reserved_names as reserved
 from meterflow.broker.sync import wait_applied
 from meterflow.devices import credentials as creds
 from meterflow.devices import gateways
@@ -49,11 +49,6 @@ def _settings(ctx: typer.Context) -> Settings:
     from meterflow.cli import settings_of
 
     return settings_of(ctx)
-
-
-def reserved(settings: Settings) -> frozenset[str]:
-    """The platform's MQTT user names, which no device may take."""
-    return frozenset(user_of(settings, role) for role in ROLES)
 
 
 @contextmanager

@@ -158,11 +158,16 @@ class ApiSession:
                             timeout=60.0)
 
 
-def start_api(stack: Settings, log: Path, port: int = API_PORT) -> subprocess.Popen[bytes]:
-    """A real `meterflow api` process on the test stack, answering its health check."""
+def start_api(stack: Settings, log: Path, port: int = API_PORT,
+              **settings: str) -> subprocess.Popen[bytes]:
+    """A real `meterflow api` process on the test stack, answering its health check. It
+    trusts X-Forwarded-For from 127.0.0.1 (the tests' proxy), so a test can speak for a
+    client address of its own (the throttle counts per address)."""
     import httpx
 
-    env = {**env_of(stack), "METERFLOW_API_PORT": str(port)}
+    env = {**env_of(stack), "METERFLOW_API_PORT": str(port),
+           "METERFLOW_API_FORWARDED_ALLOW_IPS": "127.0.0.1",
+           **{f"METERFLOW_{k.upper()}": v for k, v in settings.items()}}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "meterflow.cli", "api"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
