@@ -201,7 +201,6 @@ def list_batches(ctx: Ctx = READ, limit: Limit = 100, offset: Offset = 0) -> dic
 def cancel_batch(batch_id: BatchPath, ctx: Ctx = READ) -> dict[str, Any]:
     """Stop a batch before its remaining items (done items stay done)."""
     conn = ctx.conn
-    _in_scope(ctx, batch_id)
     with conn.transaction():
         before = one(conn, "SELECT batch_id, operation, status FROM batches "
                            "WHERE batch_id = %s FOR UPDATE", (batch_id,))
@@ -210,6 +209,7 @@ def cancel_batch(batch_id: BatchPath, ctx: Ctx = READ) -> dict[str, Any]:
         if not allowed(ctx.actor.role, NEEDS[before["operation"]]):
             raise ApiError(403, "role", f"{ctx.actor.role} may not cancel a "
                                         f"{before['operation']} batch")
+        _in_scope(ctx, batch_id)
         if before["status"] in ("done", "cancelled"):
             raise ApiError(409, "batch_id", f"batch {batch_id} is already {before['status']}")
         after = one(conn, "UPDATE batches SET status = 'cancelled', finished_at = now() "
