@@ -36,7 +36,7 @@ class PasswordHash:
 
     def mosquitto(self) -> str:
         """The ``$7$`` form of Mosquitto's password file."""
-        salt = base64.b64encode(self.salt.encode("ascii")).decode()
+        salt = base64.b64encode(self.salt.encode("latin-1")).decode()
         digest = base64.b64encode(bytes.fromhex(self.hash_hex)).decode()
         return f"$7${self.iterations}${salt}${digest}"
 
