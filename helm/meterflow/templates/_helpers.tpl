@@ -124,6 +124,7 @@ PGSSLMODE: {{ .Values.externalDatabase.sslmode | quote }}
 METERFLOW_MQTT_HOST: {{ include "meterflow.mqttHost" . | quote }}
 METERFLOW_MQTT_PORT: {{ (ternary .Values.mosquitto.service.port .Values.externalMqtt.port .Values.mosquitto.enabled) | quote }}
 METERFLOW_MQTT_USER: {{ .Values.externalMqtt.user | quote }}
+METERFLOW_MQTT_IDENTITY_CHECK: {{ .Values.settings.mqttIdentityCheck | quote }}
 METERFLOW_STATE_DIR: {{ include "meterflow.stateDir" . | quote }}
 METERFLOW_WORKER_WEB_HOST: "0.0.0.0"
 METERFLOW_WORKER_WEB_PORT: {{ include "meterflow.workerWebPort" . | quote }}
