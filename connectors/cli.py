@@ -62,7 +62,7 @@ def _gateway_broker(settings: Settings, credentials: Path | None) -> tuple[Broke
     `meterflow device credentials create GATEWAY --output FILE`); returns the broker and
     the gateway's id (its user name)."""
     if credentials is None:
-        if settings.mqtt_user is not None:  # a broker managed elsewhere, one user for all
+        if settings.mqtt_user:  # a broker managed elsewhere, one user for all
             return _broker(settings, "bridge"), None
         raise typer.BadParameter("MQTT meters need their gateway's credentials: --credentials "
                                  "FILE (meterflow device credentials create GATEWAY --output "

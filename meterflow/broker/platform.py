@@ -102,7 +102,7 @@ def tls_client(settings: Settings) -> TlsClient | None:
 
 def broker_for(settings: Settings, role: Role) -> Broker:
     """The broker as the process of ``role`` connects to it."""
-    if settings.mqtt_user is not None:
+    if settings.mqtt_user:  # "" (as a chart may write it) is unset
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         user = settings.mqtt_user
     else:
