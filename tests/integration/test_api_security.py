@@ -4,6 +4,7 @@ managed and enforced in batches and aggregates, devices over HTTP, HTTPS served.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 import uuid
@@ -237,6 +238,10 @@ def https_api(stack: Any, tmp_path: Path) -> Iterator[str]:
         terminate(proc.pid, grace_s=15)
 
 
+def trusting(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
 def start_https(stack: Any, log: Path, port: int, tls: Path) -> subprocess.Popen[bytes]:
     env = {**env_of(stack), "METERFLOW_API_PORT": str(port), "METERFLOW_API_TLS_CERT_FILE":
            str(tls / "server.crt"), "METERFLOW_API_TLS_KEY_FILE": str(tls / "server.key")}
@@ -249,7 +254,7 @@ def start_https(stack: Any, log: Path, port: int, tls: Path) -> subprocess.Popen
         assert proc.poll() is None, log.read_text()
         try:
             return httpx.get(f"https://127.0.0.1:{port}/api/v1/health",
-                             verify=str(tls / "ca.crt"), timeout=2).status_code == 200
+                             verify=trusting(tls / "ca.crt"), timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -259,7 +264,7 @@ def start_https(stack: Any, log: Path, port: int, tls: Path) -> subprocess.Popen
 
 def test_the_api_serves_https(https_api: str, stack: Any) -> None:
     ca = stack.state_dir.resolve() / "tls" / "ca.crt"
-    assert httpx.get(f"{https_api}/health", verify=str(ca)).json()["status"] == "ok"
+    assert httpx.get(f"{https_api}/health", verify=trusting(ca)).json()["status"] == "ok"
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{https_api}/health", verify=True)  # the system's CAs do not know it
     with pytest.raises(httpx.HTTPError):
@@ -288,3 +293,35 @@ def test_cli_users_scopes_and_tokens(stack: Any, db: psycopg.Connection) -> None
     assert actions.fetchall() == [("user.create", "server-cli"), ("token.create", "server-cli"),
                                   ("token.rotate", "server-cli"), ("user.scope", "server-cli")]
 
+
+
+def test_references_outside_the_scope_are_refused(api: ApiSession, tariff_id: str,
+                                                  db: psycopg.Connection) -> None:
+    """A limited user cannot reach out through what they change: a meter of their room
+    given another site's account, their building moved to (or a new one made in) a site
+    they do not hold."""
+    with api.client() as admin:
+        inner, outer = make_side(admin, tariff_id, "ref"), make_side(admin, tariff_id, "rof")
+        operator = limited_user(admin, "operator", sites=[inner.site])
+        by_building = limited_user(admin, "operator", buildings=[inner.building])
+    with client(api, operator.token) as c:
+        moved = c.patch(f"/meters/{inner.spare_meter}", json={"account_id": outer.account})
+        assert moved.status_code == 403 and moved.json()["errors"][0]["field"] == "scope"
+        made = c.post("/meters", json={"meter_id": uid("X"), "commodity": "electricity",
+                                       "protocol": "mqtt", "room_id": inner.room,
+                                       "account_id": outer.account})
+        assert made.status_code == 403
+        kept = ok(c.patch(f"/meters/{inner.spare_meter}", json={"account_id": inner.account}),
+                  200)
+        assert kept["account_id"] == inner.account
+    with client(api, by_building.token) as c:
+        move = c.put(f"/buildings/{inner.building}", json={"site_id": outer.site, "name": "A"})
+        assert move.status_code == 403 and move.json()["errors"][0]["field"] == "scope"
+        ok(c.put(f"/buildings/{inner.building}", json={"site_id": inner.site,
+                                                       "name": "renamed"}), 200)
+        new = c.put(f"/buildings/{uid('nb')}", json={"site_id": inner.site})
+        assert new.status_code == 403
+    assert db.execute("SELECT site_id, name FROM buildings WHERE building_id = %s",
+                      (inner.building,)).fetchone() == (inner.site, "renamed")
+    assert db.execute("SELECT account_id FROM meters WHERE meter_id = %s",
+                      (inner.spare_meter,)).fetchone() == (inner.account,)

@@ -80,6 +80,10 @@ def _check_refs(ctx: Ctx, values: dict[str, Any], commodity: str) -> None:
         if value is not None and one(ctx.conn, f"SELECT 1 AS x FROM {table} WHERE {column} = %s",
                                      (value,)) is None:
             raise ApiError(404, column, f"no {column.removesuffix('_id')} {value!r}")
+    # the room and the account a meter is given must both be in scope: a meter in one's own
+    # room must not bill another site's account
+    check(ctx.conn, ctx.actor, "room", values.get("room_id"))
+    check(ctx.conn, ctx.actor, "account", values.get("account_id"))
     tariff = values.get("tariff_id")
     if tariff is not None:
         check_tariff(ctx, tariff, commodity, "tariff_id")

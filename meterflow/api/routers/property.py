@@ -102,6 +102,11 @@ def _put(ctx: Ctx, kind: Kind, key: str, body: Model, response: Response) -> dic
                (values[parent],)) is None:
             raise not_found(parent, f"{parent.removesuffix('_id')} {values[parent]!r}")
     _scoped(ctx, kind, key)
+    if kind == "building" and ctx.actor.scope.restricted:
+        stored = one(ctx.conn, "SELECT site_id FROM buildings WHERE building_id = %s", (key,))
+        if stored is None or stored["site_id"] != values["site_id"]:
+            # making a building, or moving one, changes a site: a user of the site only
+            check_site_write(ctx.actor, values["site_id"])
     with ctx.conn.transaction():
         row, created = upsert(ctx, kind, table, column, key, values)
         if kind != "customer":  # where it is now must be in scope too (rolls back if not)
