@@ -64,7 +64,7 @@ def cli(stack: Settings, *args: str) -> subprocess.CompletedProcess[str]:
                           env=env_of(stack), capture_output=True, text=True, timeout=120)
 
 
-class Fleet:
+class Devices:
     """Meters A and B with credentials of their own, gateway G speaking for meter C."""
 
     def __init__(self, db: psycopg.Connection) -> None:
@@ -82,8 +82,8 @@ class Fleet:
 
 
 @pytest.fixture()
-def fleet(db: psycopg.Connection) -> Fleet:
-    return Fleet(db)
+def fleet(db: psycopg.Connection) -> Devices:
+    return Devices(db)
 
 
 def base(stack: Settings, user: str, password: str) -> list[str]:
@@ -124,7 +124,7 @@ READING = reading_payload(datetime.fromisoformat("2026-07-01T10:00:00+08:00"),
 
 
 def test_a_device_publishes_and_receives_for_its_own_meters_only(stack: Settings,
-                                                                 fleet: Fleet) -> None:
+                                                                 fleet: Devices) -> None:
     a, b, c, g = fleet.a, fleet.b, fleet.c, fleet.g
     watcher = Sub(stack, *monitor(stack), "meters/#")
     # A for itself: accepted. A for B, and the gateway for a meter not behind it: refused
@@ -142,7 +142,24 @@ def test_a_device_publishes_and_receives_for_its_own_meters_only(stack: Settings
     assert topics == {f"meters/{a}/readings", f"meters/{c}/readings"}, seen
 
 
-def test_a_device_receives_no_command_of_another_meter(stack: Settings, fleet: Fleet) -> None:
+def test_a_meter_taken_from_its_gateway_is_no_longer_its_to_speak_for(
+        stack: Settings, db: psycopg.Connection, fleet: Devices) -> None:
+    c, g = fleet.c, fleet.g
+    gateway = Connected(stack, g, fleet.password[g])
+    try:
+        with db.transaction():
+            assert gateways.detach(db, g, [c]) == [c]
+        assert wait_applied(db) is not None
+        refused = pub(stack, g, fleet.password[g], f"meters/{c}/readings", READING)
+        assert b"not authori" in refused.stderr.lower(), refused
+        assert gateway.dropped_at is None  # the gateway itself stays connected
+        status = json.loads(cli(stack, "broker", "status", "--json").stdout)
+        assert status and all(s["error"] == "" and s["users"] >= 3 for s in status), status
+    finally:
+        gateway.close()
+
+
+def test_a_device_receives_no_command_of_another_meter(stack: Settings, fleet: Devices) -> None:
     a, b, c, g = fleet.a, fleet.b, fleet.c, fleet.g
     # Mosquitto 2.0 does not check SUBSCRIBE against its ACL file; it checks read access on
     # every message it would deliver, so a foreign subscription stays empty.
@@ -201,7 +218,7 @@ class Connected:
 
 
 def test_revoked_device_is_cut_off_within_seconds_and_others_stay(
-        stack: Settings, db: psycopg.Connection, fleet: Fleet) -> None:
+        stack: Settings, db: psycopg.Connection, fleet: Devices) -> None:
     a, b, g = fleet.a, fleet.b, fleet.g
     victim = Connected(stack, a, fleet.password[a])
     bystanders = [Connected(stack, b, fleet.password[b]), Connected(stack, g, fleet.password[g])]
@@ -239,7 +256,7 @@ def test_revoked_device_is_cut_off_within_seconds_and_others_stay(
 
 
 def test_rotation_replaces_the_password_at_the_broker(stack: Settings,
-                                                      fleet: Fleet) -> None:
+                                                      fleet: Devices) -> None:
     b = fleet.b
     old = Connected(stack, b, fleet.password[b])
     try:
@@ -259,7 +276,7 @@ def test_rotation_replaces_the_password_at_the_broker(stack: Settings,
 
 
 def test_bridge_dead_letters_a_reading_whose_identity_lapsed(
-        stack: Settings, db: psycopg.Connection, fleet: Fleet) -> None:
+        stack: Settings, db: psycopg.Connection, fleet: Devices) -> None:
     """What the broker still lets through (here: its ACL lags because the sync is paused)
     is refused by the bridge, with the reason and the raw bytes."""
     a, b = fleet.a, fleet.b
