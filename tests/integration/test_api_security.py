@@ -262,8 +262,17 @@ def start_https(stack: Any, log: Path, port: int, tls: Path) -> subprocess.Popen
     return proc
 
 
-def test_the_api_serves_https(https_api: str, stack: Any) -> None:
+def test_the_api_serves_https(https_api: str, stack: Any, api: ApiSession) -> None:
     ca = stack.state_dir.resolve() / "tls" / "ca.crt"
+    ops = [sys.executable, "-m", "meterflow.cli", "ops", "--url",
+           https_api.removesuffix("/api/v1"), "--token", api.tokens["viewer"]]
+    verified = subprocess.run([*ops, "--ca-file", str(ca), "call", "GET", "/me"], cwd=REPO,
+                              env=env_of(stack), capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0 and json.loads(verified.stdout)["role"] == "viewer", \
+        verified.stderr
+    unverified = subprocess.run([*ops, "call", "GET", "/me"], cwd=REPO, env=env_of(stack),
+                                capture_output=True, text=True, timeout=120)
+    assert unverified.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in unverified.stderr
     assert httpx.get(f"{https_api}/health", verify=trusting(ca)).json()["status"] == "ok"
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{https_api}/health", verify=True)  # the system's CAs do not know it
