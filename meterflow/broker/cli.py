@@ -2,7 +2,8 @@
 
     meterflow broker sync                  # the local stack's broker (stack up runs it)
     meterflow broker sync --dir /mosquitto/auth --pid-file /run/mosquitto.pid
-    meterflow broker sync --once           # render and reload once, then exit
+    meterflow broker sync --once           # render and reload once, then exit (before the
+                                           # schema exists: the platform's users only)
     meterflow broker status [--json]       # what each sync applied, and when
 """
 
@@ -19,6 +20,7 @@ import typer
 
 from meterflow.broker.platform import MissingSecret
 from meterflow.broker.sync import BrokerSync, Target
+from meterflow.health import serve_health
 from meterflow.settings import Settings
 
 broker_app = typer.Typer(help="The MQTT broker's users and ACL, generated from the database.",
@@ -57,8 +59,11 @@ def sync(
     runner = BrokerSync(settings, target, name)
     try:
         if once:
-            with psycopg.connect(settings.dsn, autocommit=True, connect_timeout=5) as conn:
-                outcome = runner.once(conn)
+            try:
+                with psycopg.connect(settings.dsn, autocommit=True, connect_timeout=5) as conn:
+                    outcome = runner.once(conn)
+            except psycopg.errors.UndefinedTable:
+                outcome = runner.initial()
             typer.echo(json.dumps({"users": outcome.users, "rules": outcome.rules,
                                    "changed": outcome.changed, "reloaded": outcome.reloaded,
                                    "skipped": list(outcome.skipped),
@@ -68,13 +73,32 @@ def sync(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         typer.echo(f"broker sync: {target.directory} (reload: {target.pid_file or 'none'})")
-        runner.run(stop)
+        health = serve_health(settings.health_port, "broker-sync", lambda: probe(runner),
+                              host=settings.health_host)
+        try:
+            runner.run(stop)
+        finally:
+            if health is not None:
+                health.shutdown()
     except MissingSecret as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except psycopg.Error as exc:
         typer.echo(f"error: {str(exc).strip()}", err=True)
         raise typer.Exit(1) from None
+
+
+def probe(runner: BrokerSync) -> dict[str, object]:
+    """GET /health: 200 once the files were rendered (or the schema is awaited), 503 while
+    the database cannot be read."""
+    last = runner.last
+    if last is None:
+        return {"status": "starting"}
+    body: dict[str, object] = {"users": last.users, "rules": last.rules,
+                               "snapshot_at": last.snapshot_at, "error": last.error}
+    if last.error and not last.error.startswith("waiting for the schema"):
+        body["status"] = "error"
+    return body
 
 
 @broker_app.command("status")

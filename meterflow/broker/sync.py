@@ -184,6 +184,16 @@ class BrokerSync:
                                                             connect_timeout=5))
         self.last: Outcome | None = None
 
+    def initial(self) -> Outcome:
+        """The files for the platform's users alone, for a broker that starts before the
+        schema exists (the running sync completes them)."""
+        files = render_files(self.settings, self.target, None)
+        changed, reloaded = apply(self.target, files)
+        outcome = Outcome("", changed, reloaded, files.users, files.rules,
+                          error="waiting for the schema (meterflow db migrate)")
+        self._record(outcome)
+        return outcome
+
     def once(self, conn: psycopg.Connection) -> Outcome:
         snapshot = read_snapshot(conn)
         files = render_files(self.settings, self.target, snapshot)
@@ -191,9 +201,10 @@ class BrokerSync:
         if files.skipped:
             log.warning("left out of the broker's files: %s", "; ".join(files.skipped))
         outcome = Outcome(snapshot.at.isoformat(), changed, reloaded, files.users, files.rules,
-                          files.skipped,
-                          "" if reloaded or not changed or self.target.pid_file is None
-                          else "files changed but the broker is not running")
+                          files.skipped)
+        if changed and not reloaded and self.target.pid_file is not None:
+            log.warning("broker files changed but no broker runs with the pid of %s: it reads "
+                        "them when it starts", self.target.pid_file)
         conn.execute(
             "INSERT INTO mqtt_auth_syncs (name, snapshot_at, applied_at, users, rules, "
             "skipped, error) VALUES (%s, %s, now(), %s, %s, %s, %s) ON CONFLICT (name) DO "

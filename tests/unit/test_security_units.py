@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from connectors.mqtt.identity import Identities, MeterIdentity, problem_of
 from meterflow.api.scope import Place, Scope
 from meterflow.broker.auth_files import Identity, Rule, parse_passwd, render
+from meterflow.broker.cli import probe
 from meterflow.broker.passwords import PasswordHash, hash_password
 from meterflow.broker.platform import (
     MissingSecret,
@@ -22,6 +23,7 @@ from meterflow.broker.platform import (
     platform_user,
     reserved_names,
 )
+from meterflow.broker.sync import BrokerSync, Target
 from meterflow.settings import Settings
 from meterflow.stack import tls
 
@@ -201,3 +203,24 @@ def test_settings_travel_to_a_child_process_as_variables(tmp_path: Path) -> None
     assert "METERFLOW_PG_DSN" not in env
     assert Settings.model_validate({k.removeprefix("METERFLOW_").lower(): v
                                     for k, v in env.items()}) == settings
+
+
+def test_before_the_schema_the_sync_writes_the_platform_users_alone(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"state_dir": tmp_path})
+    ensure_generated(settings)
+    target = Target(tmp_path / "auth", tmp_path / "no-such.pid")
+    runner = BrokerSync(settings, target)
+    assert probe(runner) == {"status": "starting"}
+    outcome = runner.initial()
+    assert outcome.changed and not outcome.reloaded and outcome.users == 3
+    users = parse_passwd(target.passwd.read_text())
+    assert set(users) == {"meterflow-bridge", "meterflow-dispatcher", "meterflow-monitor"}
+    assert users["meterflow-bridge"].verify(
+        platform_user(settings, "bridge").password.get_secret_value())
+    assert "user meterflow-dispatcher\ntopic read meters/+/acks\n" \
+        "topic write meters/+/commands\n" in target.acl.read_text()
+    assert target.passwd.stat().st_mode & 0o077 == 0
+    assert probe(runner)["error"] == "waiting for the schema (meterflow db migrate)"
+    assert "status" not in probe(runner)  # healthy while it waits
+    again = runner.initial()  # the same password keeps its line: nothing to reload
+    assert not again.changed
