@@ -52,8 +52,15 @@ def state_root() -> Path:
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    """Environment for a child process that must use the same settings."""
-    return {**os.environ, **settings.as_env()}
+    """Environment for a child process that must use the same stack: the settings the test
+    stack sets itself (its ports, state, TLS); anything else comes from the environment, so
+    a test may set one (monkeypatch.setenv) for the processes it starts."""
+    own = settings.as_env()
+    env = {**os.environ, "METERFLOW_STATE_DIR": str(settings.state_dir)}
+    for name in (*TEST_PORTS, "worker_id", "worker_session_timeout_s", "mqtt_tls"):
+        key = f"METERFLOW_{name.upper()}"
+        env[key] = own[key]
+    return env
 
 
 @pytest.fixture(scope="session")
