@@ -2,7 +2,7 @@
 command dispatcher from the command line (thin: settings in, long-running loops out).
 
     meterflow simulate fleet --meters 200 --mix modbus=1,dlt645=1,cjt188=1,mqtt=1 \\
-        --speed 3600 --fleet-file fleet.yaml
+        --speed 3600 --fleet-file fleet.yaml --credentials gateway.json
     meterflow connect mqtt
     meterflow connect modbus|dlt645|cjt188 --fleet-file fleet.yaml --interval 60
     meterflow dispatch [--fleet-file fleet.yaml]      # default registry: the meters table
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +26,9 @@ import yaml
 
 from connectors.dispatch.registry import PROTOCOLS, Registry, load_db, load_fleet
 from connectors.mqtt.client import Broker
+from connectors.mqtt.identity import Identities, MeterIdentity
+from connectors.mqtt.identity import load_db as load_identities
+from meterflow.broker.platform import MissingSecret, Role, broker_for, device_broker
 from meterflow.health import Heartbeat, Probe, serve_health
 from meterflow.settings import Settings
 
@@ -43,9 +48,65 @@ def _settings(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings()
 
 
-def _broker(settings: Settings) -> Broker:
-    user, password = settings.mqtt_credentials()
-    return Broker(settings.mqtt_host, settings.mqtt_port, user, password)
+def _broker(settings: Settings, role: Role) -> Broker:
+    """The platform's identity of this process (docs/operations.md#security)."""
+    try:
+        return broker_for(settings, role)
+    except MissingSecret as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _gateway_broker(settings: Settings, credentials: Path | None) -> tuple[Broker, str | None]:
+    """A simulated gateway is a device: it connects with its own credentials (the JSON of
+    `meterflow device credentials create GATEWAY --output FILE`); returns the broker and
+    the gateway's id (its user name)."""
+    if credentials is None:
+        if settings.mqtt_user:  # a broker managed elsewhere, one user for all
+            return _broker(settings, "bridge"), None
+        raise typer.BadParameter("MQTT meters need their gateway's credentials: --credentials "
+                                 "FILE (meterflow device credentials create GATEWAY --output "
+                                 "FILE)")
+    try:
+        body = json.loads(credentials.read_text())
+        user, password = str(body["username"]), str(body["password"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise typer.BadParameter(f"--credentials {credentials}: not a credentials file "
+                                 f"({exc})") from None
+    return device_broker(settings, user, password), user
+
+
+def _identities(settings: Settings) -> Identities | None:
+    """The bridge's view of which meters a live MQTT identity may speak for (None when
+    METERFLOW_MQTT_IDENTITY_CHECK is off); read once before the bridge subscribes."""
+    if not settings.mqtt_identity_check:
+        return None
+    import psycopg
+
+    held: list[psycopg.Connection] = []
+
+    def load() -> dict[str, MeterIdentity]:
+        try:
+            if not held or held[0].closed:
+                held[:] = [psycopg.connect(settings.dsn, autocommit=True, connect_timeout=5)]
+            return load_identities(held[0])
+        except psycopg.Error:
+            if held:
+                held[0].close()
+            raise
+
+    identities = Identities(load)
+    delay = 1.0
+    while True:
+        try:
+            identities.refresh()
+            return identities
+        except psycopg.Error as exc:
+            logging.getLogger(__name__).warning(
+                "waiting for the database (MQTT identities): %s; retrying in %.0fs",
+                str(exc).strip(), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def _registry(settings: Settings, fleet_file: Path | None) -> Registry:
@@ -97,6 +158,9 @@ def simulate_fleet(
     host: str = typer.Option("127.0.0.1", "--host", help="address the buses listen on"),
     mqtt_interval: float = typer.Option(10.0, "--mqtt-interval", min=0.1),
     seconds: float = typer.Option(0.0, "--seconds", help="stop after N s (0: until Ctrl-C)"),
+    credentials: Path | None = typer.Option(
+        None, "--credentials", help="the MQTT gateway's credentials file (JSON with username "
+        "and password); its user name is the gateway id"),
 ) -> None:
     """Start a mixed fleet (Modbus TCP, DL/T 645 and CJ/T 188 buses, an MQTT gateway)."""
     from connectors.simulator.fleet import Fleet
@@ -112,9 +176,11 @@ def simulate_fleet(
     spec.setdefault("prefix", prefix)
     has_mqtt = any(g.get("protocol") == "mqtt" and g.get("count") for g in spec["groups"])
 
+    broker, gateway_id = _gateway_broker(settings, credentials) if has_mqtt else (None, None)
+
     async def run() -> None:
-        fleet = Fleet(spec, broker=_broker(settings) if has_mqtt else None, host=host,
-                      mqtt_interval=mqtt_interval)
+        fleet = Fleet(spec, broker=broker, host=host, mqtt_interval=mqtt_interval,
+                      gateway_id=gateway_id or "meterflow-sim-gateway")
         await fleet.start()
         fleet.write(fleet_file)
         typer.echo(f"{len(fleet.meters)} simulated meters up; fleet file: {fleet_file}")
@@ -140,7 +206,9 @@ def connect_mqtt(
     _logging(False)
     settings = _settings(ctx)
     out = KafkaOut.connect(settings.bootstrap_servers)
-    bridge = MqttBridge(_broker(settings), out, client_id=client_id, share_group=share_group)
+    identities = _identities(settings)
+    bridge = MqttBridge(_broker(settings, "bridge"), out, client_id=client_id,
+                        share_group=share_group, identities=identities)
 
     def probe() -> dict[str, object]:
         counters = out.counters
@@ -257,7 +325,7 @@ def dispatch(
     finished = load_finished(settings.bootstrap_servers)
     typer.echo(f"{len(finished)} finished command(s) read back from the acks topic")
     out = KafkaOut.connect(settings.bootstrap_servers)
-    link = MqttLink(_broker(settings), client_id=client_id).start()
+    link = MqttLink(_broker(settings, "dispatcher"), client_id=client_id).start()
     feed = CommandFeed(settings.bootstrap_servers, group=group)
 
     running: list[Dispatcher] = []

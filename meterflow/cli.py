@@ -37,8 +37,10 @@ def _register() -> None:
     from connectors.notify.cli import notifier, notify_app
     from meterflow.accounts_cli import account_app, refund, topup
     from meterflow.api.cli import api, token_app, user_app
+    from meterflow.broker.cli import broker_app
     from meterflow.dashboards.cli import dashboards_app
     from meterflow.db.cli import db_app
+    from meterflow.devices.cli import device_app
     from meterflow.ops_cli import ops_app
     from meterflow.outbox_cli import relay
     from meterflow.reconcile import reconcile_command
@@ -50,7 +52,8 @@ def _register() -> None:
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
               "user": user_app, "token": token_app, "ops": ops_app,
-              "notify": notify_app, "topics": topics_app, "dashboards": dashboards_app}
+              "notify": notify_app, "topics": topics_app, "dashboards": dashboards_app,
+              "broker": broker_app, "device": device_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {

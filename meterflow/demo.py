@@ -5,13 +5,18 @@ simulated fleet (Modbus, DL/T 645, CJ/T 188, MQTT), registers every meter, opens
 per room with a tariff for its use (residential tiers, commercial time of use, tiered
 water), tops each account up through the payment outbox (a few only a little, so they run
 out during the demo), then starts the worker, the outbox relay, the MQTT bridge, the
-pollers and the command dispatcher, and shows the rooms live. A top-up from a second
-terminal (`meterflow topup ACCOUNT AMOUNT --key KEY`) reconnects a disconnected room.
+pollers and the command dispatcher, and shows the rooms live. The simulated MQTT meters sit
+behind one gateway registered for the run, which connects with its own credentials (made
+here, written to ``<state>/demo/gateway.json``, mode 0600) and may speak for its meters
+only. A top-up from a second terminal (`meterflow topup ACCOUNT AMOUNT --key KEY`)
+reconnects a disconnected room.
 Every process logs to ``<state>/logs/demo-<name>.log``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,6 +30,7 @@ from rich.table import Table
 from connectors.dispatch.registry import MeterEntry, load_fleet, upsert_db
 from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
 from meterflow.accounts import open_account
+from meterflow.devices import credentials, gateways
 from meterflow.payments import record_payment
 from meterflow.settings import Settings
 from meterflow.stack.process import pid_alive, spawn, terminate
@@ -108,6 +114,26 @@ def open_rooms(conn: psycopg.Connection, entries: list[MeterEntry], prefix: str)
     return accounts
 
 
+GATEWAY_NAME = "demo MQTT gateway"
+
+
+def provision_gateway(conn: psycopg.Connection, gateway_id: str, file: Path) -> None:
+    """Register the run's gateway with a new credential (written to ``file``, 0600) and
+    revoke those of earlier runs' gateways."""
+    with conn.transaction():
+        for (old,) in conn.execute(
+                "SELECT gateway_id FROM mqtt_gateways WHERE name = %s AND gateway_id <> %s",
+                (GATEWAY_NAME, gateway_id)).fetchall():
+            device = credentials.Device("gateway", str(old))
+            if credentials.live(conn, device) is not None:
+                credentials.revoke(conn, device, "demo")
+        gateways.put_gateway(conn, gateway_id, GATEWAY_NAME, None)
+        issued = credentials.create(conn, credentials.Device("gateway", gateway_id), "demo")
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(issued.as_dict()) + "\n")
+
+
 def _view(conn: psycopg.Connection, accounts: list[str]) -> Group:
     rows = conn.execute("""
         SELECT account_id, room_name, meter_id, protocol, balance_fen, alarm_level, supply,
@@ -165,8 +191,13 @@ def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
 
     try:
         prefix = f"D{run[-6:]}-"
+        gateway_id = f"{prefix}gateway"
+        gateway_file = fleet_file.parent / "gateway.json"
+        with psycopg.connect(settings.dsn, autocommit=True) as conn:
+            provision_gateway(conn, gateway_id, gateway_file)
         start("fleet", "simulate", "fleet", "--meters", str(meters), "--speed", str(speed),
-              "--fleet-file", str(fleet_file), "--mqtt-interval", "5", "--prefix", prefix)
+              "--fleet-file", str(fleet_file), "--mqtt-interval", "5", "--prefix", prefix,
+              "--credentials", str(gateway_file))
         deadline = time.monotonic() + 60
         with console.status("starting the simulated fleet"):
             while not fleet_file.exists():
@@ -176,6 +207,9 @@ def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
         entries = list(load_fleet(fleet_file))
         with psycopg.connect(settings.dsn, autocommit=True) as conn:
             upsert_db(conn, entries)
+            with conn.transaction():
+                gateways.attach(conn, gateway_id,
+                                [e.meter_id for e in entries if e.protocol == "mqtt"])
             accounts = open_rooms(conn, entries, prefix)
             console.print(f"{len(entries)} meters registered, {len(accounts)} rooms opened")
             start("worker", "worker")

@@ -1,6 +1,8 @@
 """``meterflow ops ...``: the operators' commands, over the HTTP API.
 
-``--url``/``--token`` (or METERFLOW_API_URL / METERFLOW_API_TOKEN) say where and who. Every
+``--url``/``--token`` (or METERFLOW_API_URL / METERFLOW_API_TOKEN) say where and who; an
+HTTPS API with a certificate of a private CA is verified with ``--ca-file``
+(METERFLOW_API_CA_FILE), else with the system's CAs. Every
 command prints the API's JSON answer (``--json``) or a short table; a refusal prints the
 API's ``field: reason`` list and exits 1 (3 for a conflict, e.g. an idempotency key used
 for another request). ``ops call`` reaches every endpoint; the named commands cover the
@@ -10,6 +12,7 @@ daily work. Long batches show a progress bar while the command polls.
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 import uuid
@@ -30,9 +33,13 @@ console = Console()
 
 
 class Client:
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, ca_file: Path | None = None) -> None:
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(ca_file))
         self.http = httpx.Client(base_url=url.rstrip("/") + "/api/v1", timeout=60.0,
-                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+                                 headers={"Authorization": f"Bearer {token}"} if token else {},
+                                 verify=verify)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -61,8 +68,10 @@ def _client(
     url: str = typer.Option("http://127.0.0.1:8080", envvar="METERFLOW_API_URL",
                             help="API base URL"),
     token: str = typer.Option("", envvar="METERFLOW_API_TOKEN", help="Bearer token"),
+    ca_file: Path = typer.Option(None, "--ca-file", envvar="METERFLOW_API_CA_FILE",
+                                 help="CA bundle of an HTTPS API (default: the system's)"),
 ) -> None:
-    ctx.obj = {"client": Client(url, token), "parent": ctx.obj}
+    ctx.obj = {"client": Client(url, token, ca_file), "parent": ctx.obj}
 
 
 def client(ctx: typer.Context) -> Client:

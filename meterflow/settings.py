@@ -9,9 +9,12 @@ system services.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MqttTls = Literal["off", "on", "only"]
 
 
 class Settings(BaseSettings):
@@ -42,13 +45,39 @@ class Settings(BaseSettings):
     pg_database: str = "meterflow"
     pg_dsn: str | None = Field(None, description="libpq DSN of an existing database")
 
-    # MQTT
+    # MQTT: the platform's own users (docs/operations.md#security); devices have their own
+    # credentials in the database (`meterflow device credentials`).
     mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 11883
-    mqtt_user: str = "meterflow"
-    mqtt_password: str | None = Field(
-        None, description="default: the password generated into the state folder"
-    )
+    mqtt_port: int = Field(11883, ge=1, le=65535, description="Plain MQTT port")
+    mqtt_user: str | None = Field(
+        None, description="This process's MQTT user, overriding its role's platform user "
+        "(a broker managed elsewhere with one user)")
+    mqtt_password: SecretStr | None = Field(None, description="Password of mqtt_user")
+    mqtt_bridge_user: str = "meterflow-bridge"
+    mqtt_bridge_password: SecretStr | None = Field(
+        None, description="default: generated into the state folder by `stack up`")
+    mqtt_dispatcher_user: str = "meterflow-dispatcher"
+    mqtt_dispatcher_password: SecretStr | None = None
+    mqtt_monitor_user: str = "meterflow-monitor"
+    mqtt_monitor_password: SecretStr | None = None
+    mqtt_tls: MqttTls = Field(
+        "off", description="off: plain MQTT; on: clients use TLS on mqtt_tls_port (the local "
+        "broker serves both); only: the local broker serves TLS alone")
+    mqtt_tls_port: int = Field(11884, ge=1, le=65535, description="MQTT over TLS port")
+    mqtt_ca_file: Path | None = Field(
+        None, description="CA bundle the clients trust; default: the local stack's CA, "
+        "else the system's")
+    mqtt_tls_cert_file: Path | None = Field(
+        None, description="Local broker's certificate chain; default: made by `stack up`")
+    mqtt_tls_key_file: Path | None = Field(None, description="Key of mqtt_tls_cert_file")
+    mqtt_auth_dir: Path | None = Field(
+        None, description="Where `meterflow broker sync` writes passwd and acl; "
+        "default: <state>/mosquitto")
+    mqtt_auth_period_s: float = Field(
+        30.0, ge=1, description="Full re-render of the broker's files even without a change")
+    mqtt_identity_check: bool = Field(
+        True, description="The bridge dead-letters readings of meters without a live MQTT "
+        "identity (their own credential or their gateway's)")
 
     # Stream workers (pipeline/worker.py)
     worker_id: str = Field("meterflow", description="Consumer group of the processors; the "
@@ -83,6 +112,19 @@ class Settings(BaseSettings):
     # Operators' HTTP API (`meterflow api`, meterflow/api/)
     api_host: str = Field("127.0.0.1", description="Address the API listens on")
     api_port: int = Field(8080, ge=1, le=65535, description="Port of the API")
+    api_tls_cert_file: Path | None = Field(None, description="Serve HTTPS with this chain")
+    api_tls_key_file: Path | None = Field(None, description="Key of api_tls_cert_file")
+    api_forwarded_allow_ips: str = Field(
+        "", description="Proxies whose X-Forwarded-For/-Proto are trusted (comma list); "
+        "empty: none, the peer address is the client's")
+    api_token_ttl_days: int = Field(90, ge=1, le=3650, description="Default token lifetime")
+    api_token_max_ttl_days: int = Field(
+        365, ge=1, le=3650, description="Longest lifetime a token may be given")
+    api_auth_max_failures: int = Field(
+        10, ge=1, le=10_000, description="Failed authentications per client address (or "
+        "user name) within api_auth_window_s before it is blocked")
+    api_auth_window_s: int = Field(300, ge=1, le=86_400)
+    api_auth_block_s: int = Field(900, ge=1, le=86_400, description="How long a block lasts")
 
     # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
     notify_config: Path | None = Field(None, description="Notifier configuration YAML")
@@ -107,14 +149,20 @@ class Settings(BaseSettings):
             f"password={self.pg_password} dbname={self.pg_database}"
         )
 
-    def mqtt_credentials(self) -> tuple[str, str]:
-        """User and password for the broker; the local stack generates the password."""
-        if self.mqtt_password is not None:
-            return self.mqtt_user, self.mqtt_password
-        secret = self.state_dir / "mosquitto" / "client.secret"
-        if not secret.exists():
-            raise FileNotFoundError(
-                f"no MQTT password: set METERFLOW_MQTT_PASSWORD or run `meterflow stack up` "
-                f"(expected {secret})"
-            )
-        return self.mqtt_user, secret.read_text().strip()
+    @property
+    def mqtt_client_port(self) -> int:
+        """The port clients connect to: the TLS one when TLS is on."""
+        return self.mqtt_port if self.mqtt_tls == "off" else self.mqtt_tls_port
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``METERFLOW_*`` variables, for a child process that must use
+        the same ones (the local stack's broker sync)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"METERFLOW_{name.upper()}"] = str(value).lower() if isinstance(
+                value, bool) else str(value)
+        return env

@@ -5,7 +5,9 @@ several bridges split the load) and acknowledges each MQTT message only once Kaf
 confirmed the record it produced (manual PUBACK): a crash before that makes the broker
 deliver the message again, and a redelivered reading is harmless (readings are unique on
 meter and time). A message that is not a valid reading goes to the dead-letter topic
-with the reason and its raw bytes, and is acknowledged once that is confirmed.
+with the reason and its raw bytes, and is acknowledged once that is confirmed. So does a
+reading for a meter no live MQTT identity may speak for (``identity:``, see
+:mod:`connectors.mqtt.identity`): the broker's ACL should have refused it already.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from connectors.mqtt.client import Broker, connect, make_client
-from connectors.mqtt.contract import READINGS_FILTER, parse_reading
+from connectors.mqtt.contract import READINGS_FILTER, meter_of, parse_reading
+from connectors.mqtt.identity import Identities
 from connectors.publisher import KafkaOut, connector_dead_letter
 from pipeline.raw_reading import PayloadError
 
@@ -32,9 +35,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def handle_message(out: KafkaOut, topic: str, payload: bytes, received: datetime) -> Any:
+def handle_message(out: KafkaOut, topic: str, payload: bytes, received: datetime,
+                   identities: Identities | None = None) -> Any:
     """One MQTT message -> one Kafka record (reading or dead letter); returns its future."""
     try:
+        if identities is not None:
+            problem = identities.problem(meter_of(topic, "readings"))
+            if problem is not None:
+                raise PayloadError(f"identity: {problem}")
         reading = parse_reading(topic, payload)
     except PayloadError as exc:
         letter = connector_dead_letter(
@@ -48,9 +56,11 @@ def handle_message(out: KafkaOut, topic: str, payload: bytes, received: datetime
 
 class MqttBridge:
     def __init__(self, broker: Broker, out: KafkaOut, *, client_id: str = "meterflow-bridge",
-                 share_group: str | None = None, clock: Clock = utc_now) -> None:
+                 share_group: str | None = None, clock: Clock = utc_now,
+                 identities: Identities | None = None) -> None:
         self.broker = broker
         self.out = out
+        self.identities = identities
         self.clock = clock
         self.filter = f"$share/{share_group}/{READINGS_FILTER}" if share_group else READINGS_FILTER
         self.connected = threading.Event()
@@ -76,7 +86,8 @@ class MqttBridge:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.received += 1
         try:
-            future = handle_message(self.out, msg.topic, bytes(msg.payload), self.clock())
+            future = handle_message(self.out, msg.topic, bytes(msg.payload), self.clock(),
+                                    self.identities)
         except Exception:  # the producer is closed or broken: leave the message unacknowledged
             log.exception("cannot hand the message from %s to Kafka", msg.topic)
             return

@@ -4,11 +4,17 @@ Persistent sessions (``clean_start=False`` with a session expiry) let the broker
 messages for a client that is away: the bridge does not lose readings while it restarts,
 and a meter or gateway gets the commands published while it was offline. paho runs its
 network loop in one thread per client (``loop_start``); callbacks run on that thread.
+
+With TLS the client verifies the broker's certificate chain against the given CA bundle
+(or the system's) and its name against the host it connects to (RFC 6125); a broker it
+cannot verify is refused, never used unverified.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,15 +25,32 @@ DEFAULT_SESSION_EXPIRY_S = 24 * 3600
 
 
 @dataclass(frozen=True)
+class TlsClient:
+    """TLS to the broker: the CA bundle to trust (None: the system's)."""
+
+    ca_file: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+@dataclass(frozen=True)
 class Broker:
     host: str
     port: int
     user: str | None = None
     password: str | None = None
     keepalive: int = 30
+    tls: TlsClient | None = None
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.port}{' (TLS)' if self.tls else ''}"
+
+    def __repr__(self) -> str:  # never the password
+        return f"Broker({self}, user={self.user!r})"
 
 
 def make_client(client_id: str, broker: Broker) -> mqtt.Client:
@@ -37,6 +60,8 @@ def make_client(client_id: str, broker: Broker) -> mqtt.Client:
     )
     if broker.user is not None:
         client.username_pw_set(broker.user, broker.password)
+    if broker.tls is not None:
+        client.tls_set_context(broker.tls.context())
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 

@@ -316,6 +316,7 @@ FROM notifications
 WHERE (%(account)s::text IS NULL OR account_id = %(account)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+  AND {where}
 ORDER BY created_at DESC, ordinal DESC
 LIMIT %(limit)s
 """
@@ -332,18 +333,21 @@ def _json_safe(value: Any) -> Any:
 
 def list_notifications(conn: psycopg.Connection, account_id: str | None = None,
                        status: str | None = None, since: datetime | None = None,
-                       limit: int = 100) -> list[dict[str, Any]]:
+                       limit: int = 100, where: str = "TRUE",
+                       params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Newest first: each notification (JSON-safe: times as ISO 8601 text) with
     ``attempts_log``, its attempts in order (``attempt``, ``at``, ``outcome``,
-    ``latency_ms``, ``detail``)."""
+    ``latency_ms``, ``detail``). ``where`` narrows the rows further (the API's scope of
+    the caller), with its named ``params``."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status {status!r}: one of {', '.join(STATUSES)}")
     if since is not None and since.tzinfo is None:
         raise ValueError("since: a time with a UTC offset")
     if not 1 <= limit <= 10_000:
         raise ValueError("limit: 1 to 10000")
-    rows = conn.execute(LIST, {"account": account_id, "status": status, "since": since,
-                               "limit": limit}).fetchall()
+    rows = conn.execute(LIST.format(where=where), {
+        "account": account_id, "status": status, "since": since, "limit": limit,
+        **(params or {})}).fetchall()
     out = [{name: _json_safe(value) for name, value in zip(LIST_FIELDS, row, strict=True)}
            for row in rows]
     ids = [n["notification_id"] for n in out]

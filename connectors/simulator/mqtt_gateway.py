@@ -1,11 +1,14 @@
 """Simulated MQTT meters behind one gateway client (one paho client and thread for all).
 
 Every ``interval`` real seconds the gateway publishes each online meter's registers on
-``meters/{id}/readings`` (QoS 1). It subscribes to ``meters/+/commands`` in a persistent
-session (commands published while it is away are kept by the broker until their MQTT 5
-expiry) and answers commands for its meters on ``meters/{id}/acks``: a command is applied
-once per ``command_id`` (a repeat gets the first answer again), a command past its
-``expires_at`` is refused, and a meter set offline does not answer at all.
+``meters/{id}/readings`` (QoS 1). It subscribes to the command topic of each of its meters
+(``meters/{id}/commands``, the only ones its MQTT identity may read; a subscription the
+broker refuses is asked again every ``RESUBSCRIBE_S``) in a persistent session (commands
+published while it is away are kept by the broker until their MQTT 5 expiry) and answers
+commands for its meters on ``meters/{id}/acks``: a command is applied once per
+``command_id`` (a repeat gets the first answer again), a command past its ``expires_at``
+is refused, and a meter set offline does not answer at all. A publish the broker refuses
+(MQTT 5 PUBACK "not authorised": the identity may not speak for that meter) is counted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import paho.mqtt.client as mqtt
 
 from connectors.mqtt.client import Broker, connect, make_client
 from connectors.mqtt.contract import (
-    COMMANDS_FILTER,
     MeterAck,
     meter_of,
     parse_command,
@@ -32,6 +34,7 @@ from connectors.simulator.meter import SimMeter
 from pipeline.raw_reading import PayloadError
 
 log = logging.getLogger(__name__)
+RESUBSCRIBE_S = 5.0
 
 
 class MqttGateway:
@@ -45,20 +48,46 @@ class MqttGateway:
         self.interval = interval
         self.connected = threading.Event()
         self.published = 0
+        self.refused = 0
         self.commands = 0
+        self._subscribing: dict[int, list[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._client = make_client(client_id, broker)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = lambda *_a: self.connected.clear()
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_publish = self._on_publish
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("broker %s refused the simulated gateway: %s", self.broker, reason)
             return
-        client.subscribe(COMMANDS_FILTER, qos=1)
+        self._subscribe(sorted(self.meters))
         self.connected.set()
+
+    def _subscribe(self, meter_ids: list[str]) -> None:
+        if not meter_ids:
+            return
+        result, mid = self._client.subscribe([(topic(m, "commands"), 1) for m in meter_ids])
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._subscribing[mid] = meter_ids
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        asked = self._subscribing.pop(mid, [])
+        refused = [m for m, reason in zip(asked, reasons, strict=False) if reason.is_failure]
+        if refused:
+            log.warning("broker %s refused %d command subscription(s) of the gateway (e.g. "
+                        "%s); asking again in %.0fs", self.broker, len(refused), refused[0],
+                        RESUBSCRIBE_S)
+            timer = threading.Timer(RESUBSCRIBE_S, self._subscribe, args=(refused,))
+            timer.daemon = True
+            timer.start()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused += 1
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if self._loop is not None:

@@ -19,6 +19,7 @@ from meterflow.api import errors
 from meterflow.api.db import make_pool
 from meterflow.api.routers import ROUTERS
 from meterflow.api.runner import Runner
+from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
 
 log = logging.getLogger("meterflow.api")
@@ -51,6 +52,8 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
                     "See docs/api.md.")
     app.state.pool = pool
     app.state.settings = settings
+    app.state.throttle = ThrottlePolicy(settings.api_auth_max_failures,
+                                        settings.api_auth_window_s, settings.api_auth_block_s)
     errors.install(app)
 
     @app.middleware("http")

@@ -3,7 +3,14 @@
 ``PERMISSIONS`` is the whole matrix: an action name to the roles that may do it. Reading
 operational data is open to every role; finance reports and exports are for ``admin``,
 ``finance``, ``operator`` and ``viewer`` (read-only) but not ``maintenance`` (no money).
-A request without a valid token gets 401, a role without the permission 403.
+A request without a valid token gets 401, a role without the permission 403. Where a user
+is limited to sites or buildings, the handlers check each thing they touch
+(:mod:`meterflow.api.places`).
+
+Every refused token is written to the audit log (``auth.failed``: the client's address,
+the reason, the user the token claimed) and counted by the throttle
+(:mod:`meterflow.api.throttle`); an address with too many failures is answered 429 until
+its block ends.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import psycopg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from meterflow.api import audit, throttle
 from meterflow.api.db import connection
 from meterflow.api.errors import ApiError
-from meterflow.api.tokens import ROLES, Actor, authenticate
+from meterflow.api.tokens import ROLES, Actor, AuthFailure, authenticate
 
 ALL = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -33,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tariffs.write": frozenset({"admin"}),
     "users": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
+    "devices.write": frozenset({"admin", "maintenance"}),
 }
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer mf_<id>_<secret>")
@@ -56,6 +65,33 @@ def request_id(request: Request) -> str:
     return rid if isinstance(rid, str) else str(uuid.uuid4())
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address (a trusted proxy's X-Forwarded-For when one is configured:
+    METERFLOW_API_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client is not None else None
+
+
+def _policy(request: Request) -> throttle.ThrottlePolicy:
+    policy = getattr(request.app.state, "throttle", None)
+    return policy if isinstance(policy, throttle.ThrottlePolicy) else throttle.ThrottlePolicy()
+
+
+def refuse_token(conn: psycopg.Connection, request: Request, failure: AuthFailure) -> None:
+    """Audit and count a refused token; the caller answers 401."""
+    address = client_address(request)
+    who = Actor(None, failure.user or "", "", failure.token_id)
+    detail = {"reason": failure.reason, "method": request.method,
+              "path": request.url.path[:300]}
+    with conn.transaction():
+        started = throttle.failed(conn, _policy(request), throttle.keys(address, failure.user))
+        audit.record(conn, who, request_id(request), "auth.failed",
+                     f"address:{address or 'unknown'}", None, detail)
+        for block in started:
+            audit.record(conn, who, request_id(request), "auth.throttled",
+                         f"{block.key.kind}:{block.key.value}", None,
+                         {"until": block.until.isoformat(), **detail})
+
+
 def require(permission: str) -> Callable[..., Iterator[Ctx]]:
     """Dependency: 401 without a valid token, 403 when the role lacks ``permission``."""
     if permission not in PERMISSIONS:
@@ -67,10 +103,16 @@ def require(permission: str) -> Callable[..., Iterator[Ctx]]:
         challenge = {"WWW-Authenticate": "Bearer"}
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "Authorization", "a bearer token is required", challenge)
-        actor = authenticate(conn, credentials.credentials)
-        if actor is None:
-            raise ApiError(401, "Authorization", "unknown, revoked or malformed token",
-                           challenge)
+        address = client_address(request)
+        block = throttle.blocked(conn, throttle.keys(address))
+        if block is not None:
+            raise ApiError(429, "Authorization", "too many failed authentications from "
+                           f"this address; retry after {block.retry_after_s}s",
+                           {"Retry-After": str(block.retry_after_s)})
+        actor = authenticate(conn, credentials.credentials, address)
+        if isinstance(actor, AuthFailure):
+            refuse_token(conn, request, actor)
+            raise ApiError(401, "Authorization", actor.answer, challenge)
         if not allowed(actor.role, permission):
             roles = ", ".join(sorted(PERMISSIONS[permission]))
             raise ApiError(403, "role", f"{actor.role} may not do this ({permission}: {roles})")

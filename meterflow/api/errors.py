@@ -3,7 +3,9 @@
 Every refusal names the field and the reason (brief, invariants): request validation is
 422, a broken domain rule 400, something missing 404, a conflict with what is stored 409.
 The database refusing a row (a constraint) is mapped to 409/400 with the constraint named;
-an unreachable database is 503. Nothing a client sends may end in a 500.
+an unreachable database is 503. Nothing a client sends may end in a 500. A request outside
+the caller's scope is 403 and written to the audit log (``scope.denied``) here, after the
+request's own transaction rolled back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from meterflow.account_ops import Missing
 from meterflow.account_spec import InvalidAccount
 from meterflow.accounts import AccountConflict
-from meterflow.api.tokens import UserError
+from meterflow.api.tokens import Actor, UserError
+from meterflow.devices.credentials import DeviceError
 from meterflow.payment_request import InvalidPayment
 from meterflow.payments import IdempotencyConflict, UnknownAccount
 
@@ -29,7 +32,10 @@ log = logging.getLogger("meterflow.api")
 
 
 class ApiError(Exception):
-    """A refusal with its HTTP status; ``errors`` is a list of ``(field, reason)``."""
+    """A refusal with its HTTP status; ``errors`` is a list of ``(field, reason)``.
+    ``audit`` (actor, target) asks the app to record the refusal (``scope.denied``)."""
+
+    audit: tuple[Actor, str] | None = None
 
     def __init__(self, status: int, field: str, reason: str,
                  headers: dict[str, str] | None = None) -> None:
@@ -96,7 +102,11 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every refusal into ``{detail, errors}``."""
 
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.audit is not None:
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(_audit_refusal, request, exc)
         return _answer(exc.status, exc.errors, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -138,6 +148,10 @@ def install(app: FastAPI) -> None:
     async def _missing(_: Request, exc: Missing) -> JSONResponse:
         return _answer(404, [(exc.field, exc.reason)])
 
+    @app.exception_handler(DeviceError)
+    async def _device(_: Request, exc: DeviceError) -> JSONResponse:
+        return _answer(exc.status, [(exc.field, exc.reason)])
+
     @app.exception_handler(UserError)
     async def _user(_: Request, exc: UserError) -> JSONResponse:
         return _answer(exc.status, [(exc.field, exc.reason)])
@@ -158,3 +172,19 @@ def install(app: FastAPI) -> None:
     async def _down(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
         return _answer(503, [("", "database unavailable; nothing was changed, retry later")])
+
+
+def _audit_refusal(request: Request, exc: ApiError) -> None:
+    """Record a refused request (``scope.denied``) in a transaction of its own."""
+    from meterflow.api import audit
+
+    assert exc.audit is not None
+    actor, target = exc.audit
+    rid = getattr(request.state, "request_id", "") or ""
+    try:
+        with request.app.state.pool.connection(timeout=5) as conn, conn.transaction():
+            audit.record(conn, actor, str(rid), "scope.denied", target, None,
+                         {"reason": exc.errors[0][1], "method": request.method,
+                          "path": request.url.path[:300]})
+    except psycopg.Error:
+        log.exception("could not audit a refused request to %s", request.url.path)

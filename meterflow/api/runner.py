@@ -4,7 +4,9 @@ Each item is idempotent: a top-up uses the key ``batch:<batch id>:<item>``, a co
 same key as its origin, and the other operations set a value; so an item done twice (the
 API stopped between doing it and marking it) changes nothing the second time. A batch is
 resumed after a restart from its pending items. A session advisory lock per batch keeps two
-API processes off the same batch. Items run as the batch's creator and are audited so.
+API processes off the same batch. Items run as the batch's creator and are audited so: as
+the creator is when the batch runs (role, scope, disabled), so a user limited or disabled
+after scheduling a batch cannot act through it beyond what they may do now.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from psycopg_pool import ConnectionPool
 from meterflow.account_ops import Missing
 from meterflow.account_spec import InvalidAccount
 from meterflow.accounts import AccountConflict
-from meterflow.api.auth import Ctx
+from meterflow.api import audit
+from meterflow.api.auth import Ctx, allowed
 from meterflow.api.errors import ApiError
-from meterflow.api.tokens import Actor
+from meterflow.api.places import check_existing
+from meterflow.api.scope import EVERYTHING
+from meterflow.api.tokens import Actor, scope_of
 from meterflow.payment_request import InvalidPayment
 from meterflow.payments import IdempotencyConflict, UnknownAccount
 
@@ -55,14 +60,34 @@ def _error(exc: Exception) -> dict[str, str]:
     return {"field": field, "reason": reason}
 
 
+def current_actor(conn: psycopg.Connection, stored: dict[str, Any]) -> Actor:
+    """The batch's creator as they are now (role, scope); ApiError when disabled or gone."""
+    user_id = stored.get("user_id")
+    if user_id is None:
+        return Actor(None, str(stored.get("name", "")), str(stored.get("role", "")),
+                     stored.get("token_id"))
+    row = conn.execute("SELECT name, role, disabled FROM api_users WHERE user_id = %s",
+                       (user_id,)).fetchone()
+    if row is None or row[2]:
+        raise ApiError(403, "created_by", f"user {stored.get('name')} is disabled or gone: "
+                                          "their batches do not run")
+    role = str(row[1])
+    scope = EVERYTHING if role == "admin" else scope_of(conn, int(user_id))
+    return Actor(int(user_id), str(row[0]), role, stored.get("token_id"), scope)
+
+
 def run_item(ctx: Ctx, batch: dict[str, Any], item: int, target: str) -> dict[str, Any]:
     """Do one item; return its result (raises a domain error when it cannot be done)."""
     from meterflow.api.routers.accounts import apply_patch
+    from meterflow.api.routers.batches import NEEDS
     from meterflow.api.routers.control import account_meters, issue, meter_account
     from meterflow.api.routers.payments import pay
     from meterflow.api.routers.tariffs import assign
 
     op, params, by_meter = batch["operation"], batch["params"], batch["params"]["by"] == "meter"
+    if not allowed(ctx.actor.role, NEEDS[op]):
+        raise ApiError(403, "role", f"{ctx.actor.role} may no longer run {op}")
+    check_existing(ctx.conn, ctx.actor, "meter" if by_meter else "account", target)
     key = f"batch:{batch['batch_id']}:{item}"
     conn = ctx.conn
     if op == "topup":
@@ -104,8 +129,12 @@ def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | N
                                 (batch_id,)).fetchone()
         if batch is None:
             return 0
-        actor = Actor(**batch["actor"])
-        ctx = Ctx(conn, actor, f"batch:{batch_id}")
+        ctx: Ctx | None = None
+        refusal: ApiError | None = None
+        try:
+            ctx = Ctx(conn, current_actor(conn, batch["actor"]), f"batch:{batch_id}")
+        except ApiError as exc:
+            refusal = exc
         while stop is None or not stop.is_set():
             status = conn.execute("SELECT status FROM batches WHERE batch_id = %s",
                                   (batch_id,)).fetchone()
@@ -122,9 +151,18 @@ def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | N
                 if stop is not None and stop.is_set():
                     return done
                 try:
+                    if refusal is not None:
+                        raise refusal
+                    assert ctx is not None
                     result, state = run_item(ctx, batch, int(item), str(target)), "done"
                 except DOMAIN_ERRORS as exc:
                     result, state = _error(exc), "failed"
+                    if isinstance(exc, ApiError) and exc.audit is not None:
+                        actor, denied = exc.audit
+                        with conn.transaction():
+                            audit.record(conn, actor, f"batch:{batch_id}", "scope.denied",
+                                         denied, None, {"reason": exc.errors[0][1],
+                                                        "batch": batch_id, "item": item})
                 conn.execute("UPDATE batch_items SET status = %s, result = %s, finished_at = %s "
                              "WHERE batch_id = %s AND item = %s",
                              (state, Jsonb(result), datetime.now(UTC), batch_id, item))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from meterflow.settings import Settings
+from meterflow.stack.broker_sync import BrokerSync
 from meterflow.stack.kafka import Kafka
 from meterflow.stack.mosquitto import Mosquitto
 from meterflow.stack.postgres import Postgres
@@ -14,7 +15,7 @@ from meterflow.stack.topics import create_topics
 
 
 def services(settings: Settings) -> list[Service]:
-    return [Postgres(settings), Mosquitto(settings), Kafka(settings)]
+    return [Postgres(settings), Mosquitto(settings), BrokerSync(settings), Kafka(settings)]
 
 
 def up(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> list[Status]:

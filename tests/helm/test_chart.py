@@ -32,6 +32,7 @@ from tests.helm.conftest import (
 MINIMAL = CHART / "ci" / "minimal-external-values.yaml"
 BUNDLED = CHART / "ci" / "bundled-values.yaml"
 HA = CHART / "ci" / "ha-values.yaml"
+IDENTITIES = CHART / "ci" / "device-identities-values.yaml"
 scenarios = pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 
 
@@ -406,6 +407,50 @@ def test_bundled_broker_denies_anonymous_and_uses_the_secret(render: Render) -> 
     assert config["METERFLOW_MQTT_HOST"] == "meterflow-mosquitto"
     assert int(config["METERFLOW_MQTT_PORT"]) == by_name(
         manifests, "Service", "-mosquitto")["spec"]["ports"][0]["port"]
+
+
+def test_bundled_broker_with_device_identities_syncs_from_the_database(
+        render: Render) -> None:
+    """A user per device and platform role with an ACL: the sidecar renders the files from
+    the database and signals the broker, whose pid it sees in the shared namespace."""
+    manifests = render(IDENTITIES)
+    conf = by_name(manifests, "ConfigMap", "-mosquitto")["data"]["mosquitto.conf"]
+    assert "acl_file /mosquitto/auth/acl" in conf and "allow_anonymous false" in conf
+    pid_file = next(line.split()[1] for line in conf.splitlines()
+                    if line.strip().startswith("pid_file"))
+    pod = pod_spec(deployments(manifests)["mosquitto"])
+    assert pod["shareProcessNamespace"] is True
+    broker, sync = pod["containers"]
+    assert sync["name"] == "broker-sync" and sync["args"][:2] == ["broker", "sync"]
+    assert sync["args"][sync["args"].index("--pid-file") + 1] == pid_file
+    auth = sync["args"][sync["args"].index("--dir") + 1]
+    mounts = {c["name"]: {m["mountPath"]: m for m in c["volumeMounts"]}
+              for c in (broker, sync)}
+    assert mounts["broker-sync"][auth].get("readOnly") is not True
+    assert mounts["mosquitto"][auth]["readOnly"] is True
+    assert mounts["mosquitto"][str(Path(pid_file).parent)]["name"] == \
+        mounts["broker-sync"][str(Path(pid_file).parent)]["name"]
+    init = pod["initContainers"][0]
+    assert init["args"] == ["broker", "sync", "--once", "--dir", auth]
+    # the bridge and the dispatcher use their own users; the bridge checks identities
+    config = config_data(manifests)
+    assert "METERFLOW_MQTT_USER" not in config
+    assert config["METERFLOW_MQTT_IDENTITY_CHECK"] == "true"
+    secret = by_name(manifests, "Secret", "-secrets")["stringData"]
+    assert "METERFLOW_MQTT_PASSWORD" not in secret
+    assert {"METERFLOW_MQTT_BRIDGE_PASSWORD", "METERFLOW_MQTT_DISPATCHER_PASSWORD",
+            "METERFLOW_MQTT_MONITOR_PASSWORD"} <= set(secret)
+
+
+def test_device_identities_name_a_missing_platform_password(render: Render) -> None:
+    with pytest.raises(RenderError, match=r"secretEnv\.METERFLOW_MQTT_BRIDGE_PASSWORD"):
+        render(BUNDLED, sets=["mosquitto.deviceIdentities.enabled=true"])
+
+
+def test_the_single_user_broker_keeps_the_bridge_check_off(render: Render) -> None:
+    config = config_data(render(BUNDLED))
+    assert config["METERFLOW_MQTT_USER"] == "meterflow"
+    assert config["METERFLOW_MQTT_IDENTITY_CHECK"] == "false"
 
 
 def test_bundled_addresses_name_the_dependencies_services(render: Render) -> None:

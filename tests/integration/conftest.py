@@ -37,6 +37,7 @@ def ports(base: int) -> dict[str, int]:
         "kafka_controller_port": base + 93,
         "pg_port": base + 432,
         "mqtt_port": base + 883,
+        "mqtt_tls_port": base + 884,
         "worker_web_port": base + 66,
     }
 
@@ -52,10 +53,14 @@ def state_root() -> Path:
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    """Environment for a child process that must use the same settings."""
+    """Environment for a child process that must use the same stack: the settings the test
+    stack sets itself (its ports, state, TLS); anything else comes from the environment, so
+    a test may set one (monkeypatch.setenv) for the processes it starts."""
+    own = settings.as_env()
     env = {**os.environ, "METERFLOW_STATE_DIR": str(settings.state_dir)}
-    for name in (*TEST_PORTS, "worker_id", "worker_session_timeout_s"):
-        env[f"METERFLOW_{name.upper()}"] = str(getattr(settings, name))
+    for name in (*TEST_PORTS, "worker_id", "worker_session_timeout_s", "mqtt_tls"):
+        key = f"METERFLOW_{name.upper()}"
+        env[key] = own[key]
     return env
 
 
@@ -68,6 +73,9 @@ def stack_settings() -> Settings:
         "worker_id": f"meterflow-test-{uuid.uuid4().hex[:8]}",
         # A killed worker's partitions move after this; keeps crash tests short.
         "worker_session_timeout_s": 10,
+        # Plain and TLS listeners: every MeterFlow client of the tests verifies the broker's
+        # certificate (the stack's own CA); mosquitto_pub/sub may use either.
+        "mqtt_tls": "on",
         **TEST_PORTS,
     })
 
@@ -79,6 +87,9 @@ def stack(stack_settings: Settings) -> Iterator[Settings]:
     try:
         local.up(stack_settings)
         migrate(stack_settings.dsn)
+        with psycopg.connect(stack_settings.dsn, autocommit=True) as conn:
+            wait_for(lambda: conn.execute("SELECT 1 FROM mqtt_auth_syncs").fetchone(), 30,
+                     "the broker sync to apply the migrated schema")
         yield stack_settings
     finally:
         local.down(stack_settings)
@@ -187,11 +198,16 @@ class ApiSession:
                             timeout=60.0)
 
 
-def start_api(stack: Settings, log: Path, port: int = API_PORT) -> subprocess.Popen[bytes]:
-    """A real `meterflow api` process on the test stack, answering its health check."""
+def start_api(stack: Settings, log: Path, port: int = API_PORT,
+              **settings: str) -> subprocess.Popen[bytes]:
+    """A real `meterflow api` process on the test stack, answering its health check. It
+    trusts X-Forwarded-For from 127.0.0.1 (the tests' proxy), so a test can speak for a
+    client address of its own (the throttle counts per address)."""
     import httpx
 
-    env = {**env_of(stack), "METERFLOW_API_PORT": str(port)}
+    env = {**env_of(stack), "METERFLOW_API_PORT": str(port),
+           "METERFLOW_API_FORWARDED_ALLOW_IPS": "127.0.0.1",
+           **{f"METERFLOW_{k.upper()}": v for k, v in settings.items()}}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "meterflow.cli", "api"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

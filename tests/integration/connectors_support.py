@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
 from connectors.dispatch.delivery import Deliverers
@@ -16,15 +17,42 @@ from connectors.dispatch.dispatcher import Dispatcher
 from connectors.dispatch.kafka_io import CommandFeed, Record, load_finished
 from connectors.dispatch.mqtt_link import MqttLink
 from connectors.dispatch.policy import RetryPolicy
-from connectors.dispatch.registry import Registry
+from connectors.dispatch.registry import Registry, upsert_db
 from connectors.mqtt.client import Broker
 from connectors.publisher import KafkaOut
+from connectors.simulator.fleet import Fleet
+from meterflow.broker.platform import Role, broker_for, device_broker
+from meterflow.broker.sync import wait_applied
+from meterflow.devices import credentials, gateways
 from meterflow.settings import Settings
 
 
-def broker_of(settings: Settings) -> Broker:
-    user, password = settings.mqtt_credentials()
-    return Broker(settings.mqtt_host, settings.mqtt_port, user, password)
+def broker_of(settings: Settings, role: Role = "bridge") -> Broker:
+    """The broker as a platform process of ``role`` reaches it (its own user)."""
+    return broker_for(settings, role)
+
+
+def gateway_credentials(db: psycopg.Connection, gateway_id: str) -> str:
+    """Register a gateway with a new credential; returns its password."""
+    with db.transaction():
+        gateways.put_gateway(db, gateway_id, "test gateway", None)
+        return credentials.create(db, credentials.Device("gateway", gateway_id),
+                                  "tests").password
+
+
+def provisioned_fleet(settings: Settings, db: psycopg.Connection, spec: dict[str, Any],
+                      gateway_id: str, **options: Any) -> Fleet:
+    """A simulated fleet whose MQTT meters sit behind a gateway with its own credentials:
+    registered, and in force at the broker, before the gateway connects."""
+    password = gateway_credentials(db, gateway_id)
+    fleet = Fleet(spec, broker=device_broker(settings, gateway_id, password),
+                  gateway_id=gateway_id, **options)
+    mqtt = [e for e in fleet.entries() if e.protocol == "mqtt"]
+    upsert_db(db, mqtt)
+    with db.transaction():
+        gateways.attach(db, gateway_id, [e.meter_id for e in mqtt])
+    assert wait_applied(db) is not None, "no broker sync is running"
+    return fleet
 
 
 def run_id() -> str:
@@ -68,7 +96,7 @@ class DispatcherThread:
     def __init__(self, settings: Settings, registry: Callable[[], Registry],
                  policy: RetryPolicy, client_id: str) -> None:
         self.out = KafkaOut.connect(settings.bootstrap_servers)
-        self.link = MqttLink(broker_of(settings), client_id=client_id).start()
+        self.link = MqttLink(broker_of(settings, "dispatcher"), client_id=client_id).start()
         self.feed = CommandFeed(settings.bootstrap_servers, group=f"{client_id}-group",
                                 from_beginning=False)
         finished = load_finished(settings.bootstrap_servers)

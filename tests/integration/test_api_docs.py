@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 
+from meterflow.broker.sync import wait_applied
+from meterflow.devices import credentials
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
 
@@ -97,13 +100,20 @@ def services(stack: Settings, worker: subprocess.Popen[bytes], tmp_path: Path
 
 
 @pytest.fixture()
-def meter(stack: Settings) -> Iterator[list[str]]:
-    """DOC-101-E on MQTT: applies every command and acknowledges it."""
-    user, password = stack.mqtt_credentials()
+def meter(stack: Settings, db: psycopg.Connection) -> Iterator[list[str]]:
+    """DOC-101-E on MQTT, registered with its own credential before the session opens its
+    account (which takes the registered meter over): applies every command and
+    acknowledges it."""
+    db.execute("INSERT INTO meters (meter_id, commodity, protocol) VALUES "
+               "('DOC-101-E', 'electricity', 'mqtt') ON CONFLICT DO NOTHING")
+    with db.transaction():
+        password = credentials.create(db, credentials.Device("meter", "DOC-101-E"),
+                                      "tests").password
+    assert wait_applied(db) is not None
     applied: list[str] = []
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="doc-meter",
                          protocol=mqtt.MQTTv5)
-    client.username_pw_set(user, password)
+    client.username_pw_set("DOC-101-E", password)
 
     def on_message(_c: Any, _u: Any, message: Any) -> None:
         command = json.loads(message.payload)

@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from .api_support import tariff_text
 from .conftest import ApiSession
 
 pytestmark = pytest.mark.integration
@@ -45,4 +46,38 @@ def test_no_input_makes_a_server_error(api: ApiSession) -> None:
         exercise()
     print(f"\nschemathesis: {sum(seen.values())} requests over {len(seen)} operations; "
           f"statuses {dict(sorted(statuses.items()))}")
+    assert not failures, "\n".join(failures[:20])
+
+
+def test_no_input_makes_a_server_error_for_a_limited_operator(api: ApiSession) -> None:
+    """The same against the scoped API: an operator limited to one site, whose every
+    request goes through the scope checks (refusals must be 403, never 5xx)."""
+    from .scope_support import limited_user, make_side, uid
+    from .scope_support import ok as answered
+
+    with api.client("admin") as admin:
+        tariff = uid("fuzztar").replace(":", "")
+        answered(admin.post("/tariffs", content=tariff_text(tariff),
+                            headers={"Content-Type": "application/yaml"}), 201)
+        side = make_side(admin, tariff, "fuzz")
+        operator = limited_user(admin, "operator", sites=[side.site])
+    schema = schemathesis.openapi.from_url(f"{api.url}/api/v1/openapi.json", timeout=30)
+    headers = {"Authorization": f"Bearer {operator.token}"}
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck), database=None)
+        def exercise(case: Any) -> None:
+            response = case.call(headers={**(case.headers or {}), **headers}, timeout=30)
+            statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} -> "
+                                f"{response.status_code}: {response.text[:300]}")
+
+        exercise()
+    print(f"\nschemathesis (limited operator): {sum(statuses.values())} requests; statuses "
+          f"{dict(sorted(statuses.items()))}")
+    assert statuses[403] > 0, "the limited operator was never refused: scope not exercised"
     assert not failures, "\n".join(failures[:20])

@@ -16,13 +16,13 @@ from kafka import KafkaProducer
 
 from connectors.dispatch.policy import RetryPolicy
 from connectors.dispatch.registry import Registry, load_db, upsert_db
-from connectors.simulator.fleet import Fleet, FleetThread
+from connectors.simulator.fleet import FleetThread
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
 from pipeline import topics
 
 from .conftest import start_worker, wait_for
-from .connectors_support import DispatcherThread, broker_of, run_id
+from .connectors_support import DispatcherThread, provisioned_fleet, run_id
 
 pytestmark = pytest.mark.integration
 FAST = RetryPolicy(base_s=0.2, factor=2.0, cap_s=1.0, attempt_timeout_s=1.0, max_refusals=2)
@@ -37,8 +37,8 @@ def rig(stack: Settings, db: psycopg.Connection, tmp_path: Path
     spec = {"seed": 7, "speed": 60, "prefix": prefix, "groups": [
         {"protocol": "dlt645", "count": 1}, {"protocol": "mqtt", "count": 1,
                                              "profile": ["residential"]}]}
-    fleet = FleetThread(Fleet(spec, broker=broker_of(stack), mqtt_interval=30.0,
-                              gateway_id=f"{prefix}gateway")).start()
+    fleet = FleetThread(provisioned_fleet(stack, db, spec, f"{prefix}gateway",
+                                          mqtt_interval=30.0)).start()
     assert fleet.fleet.gateway is not None and fleet.fleet.gateway.connected.wait(15)
     upsert_db(db, fleet.fleet.entries())
 

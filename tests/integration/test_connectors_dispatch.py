@@ -14,11 +14,11 @@ from kafka import KafkaProducer
 from connectors.dispatch.commands import Command
 from connectors.dispatch.policy import RetryPolicy
 from connectors.dispatch.registry import Registry, load_db, upsert_db
-from connectors.simulator.fleet import Fleet, FleetThread
+from connectors.simulator.fleet import FleetThread
 from meterflow.settings import Settings
 from pipeline.topics import COMMAND_ACKS, COMMANDS
 
-from .connectors_support import DispatcherThread, TopicTail, broker_of, run_id
+from .connectors_support import DispatcherThread, TopicTail, provisioned_fleet, run_id
 
 pytestmark = pytest.mark.integration
 FAST = RetryPolicy(base_s=0.2, factor=2.0, cap_s=1.0, attempt_timeout_s=1.0, max_refusals=2)
@@ -31,8 +31,8 @@ def rig(stack: Settings, db: psycopg.Connection) -> Iterator[tuple[FleetThread, 
         {"protocol": "modbus", "count": 2}, {"protocol": "dlt645", "count": 2},
         {"protocol": "cjt188", "count": 2},
         {"protocol": "mqtt", "count": 2, "profile": ["residential", "water"]}]}
-    fleet = FleetThread(Fleet(spec, broker=broker_of(stack), mqtt_interval=1.0,
-                              gateway_id=f"{prefix}gateway")).start()
+    fleet = FleetThread(provisioned_fleet(stack, db, spec, f"{prefix}gateway",
+                                          mqtt_interval=1.0)).start()
     assert fleet.fleet.gateway is not None and fleet.fleet.gateway.connected.wait(15)
     upsert_db(db, fleet.fleet.entries())  # the dispatcher reads the meters table (0002)
 

@@ -8,31 +8,32 @@ import json
 from collections.abc import Iterator
 
 import paho.mqtt.publish as mqtt_publish
+import psycopg
 import pytest
 
 from connectors.mqtt.bridge import MqttBridge
 from connectors.publisher import KafkaOut
-from connectors.simulator.fleet import Fleet, FleetThread
+from connectors.simulator.fleet import FleetThread
 from connectors.transport.framed import FramePoller
 from connectors.transport.modbus import ModbusLoop
 from connectors.transport.protocols import CJT188, DLT645
 from meterflow.settings import Settings
 from pipeline.topics import DEAD_LETTERS, RAW_READINGS
 
-from .connectors_support import TopicTail, broker_of, run_id
+from .connectors_support import TopicTail, broker_of, provisioned_fleet, run_id
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def fleet(stack: Settings) -> Iterator[FleetThread]:
+def fleet(stack: Settings, db: psycopg.Connection) -> Iterator[FleetThread]:
     prefix = run_id()
     spec = {"seed": 11, "speed": 3600, "prefix": prefix, "groups": [
         {"protocol": "modbus", "count": 4}, {"protocol": "dlt645", "count": 4},
         {"protocol": "cjt188", "count": 3},
         {"protocol": "mqtt", "count": 4, "profile": ["residential", "water"]}]}
-    thread = FleetThread(Fleet(spec, broker=broker_of(stack), per_bus=2, mqtt_interval=0.5,
-                               gateway_id=f"{prefix}gateway")).start()
+    thread = FleetThread(provisioned_fleet(stack, db, spec, f"{prefix}gateway", per_bus=2,
+                                           mqtt_interval=0.5)).start()
     yield thread
     thread.stop()
 
@@ -60,12 +61,15 @@ def test_every_protocol_delivers_readings_and_bad_input_is_dead_lettered(
             assert stats.readings == 4, stats
 
         asyncio.run(poll_once())
-        user, password = stack.mqtt_credentials()
-        auth = {"username": user, "password": password}
-        bad_topic = f"meters/{prefix}BAD/readings"
+        # a malformed message from the gateway, on a topic its identity may publish on
+        gateway = fleet.fleet.gateway
+        assert gateway is not None and gateway.broker.password is not None
+        mqtt_meter = next(e.meter_id for e in entries if e.protocol == "mqtt")
+        auth = {"username": gateway.broker.user or "", "password": gateway.broker.password}
+        bad_topic = f"meters/{mqtt_meter}/readings"
         bad = b'{"ts": "2026-07-01T10:00:00+08:00", "energy_kwh": "12.5", "volts": 230}'
         mqtt_publish.single(bad_topic, bad, qos=1, hostname=stack.mqtt_host,
-                            port=stack.mqtt_port, auth=auth)
+                            port=stack.mqtt_port, auth=auth, client_id=f"{prefix}bad")
         out.flush(10)
 
         wanted = {e.meter_id: e for e in entries}

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from connectors.dispatch.registry import upsert_db
-from connectors.simulator.fleet import Fleet, FleetThread
+from connectors.simulator.fleet import FleetThread
 from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
 from meterflow.accounts import open_account
 from meterflow.payments import record_payment
@@ -30,7 +30,7 @@ from meterflow.stack.process import terminate
 from pipeline.billing import WalletConfig, load_tariff_text
 
 from .conftest import REPO, env_of, wait_for
-from .connectors_support import broker_of, run_id
+from .connectors_support import provisioned_fleet, run_id
 
 pytestmark = pytest.mark.integration
 TOU = REPO / "pipeline" / "billing" / "examples" / "gd-commercial-tou.yaml"
@@ -64,8 +64,8 @@ def test_meters_to_money_to_relays_and_back(
     spec = {"seed": 11, "speed": 1800, "prefix": prefix, "groups": [
         {"protocol": "modbus", "count": 1, "profile": "shop"},
         {"protocol": "mqtt", "count": 1, "profile": "shop"}]}
-    fleet = FleetThread(Fleet(spec, broker=broker_of(stack), mqtt_interval=0.5,
-                              gateway_id=f"{prefix}gateway")).start()
+    fleet = FleetThread(provisioned_fleet(stack, db, spec, f"{prefix}gateway",
+                                          mqtt_interval=0.5)).start()
     try:
         entries = fleet.fleet.entries()
         upsert_db(db, entries)

@@ -9,6 +9,7 @@ import subprocess
 import psycopg
 import pytest
 
+from meterflow.broker.platform import platform_user
 from meterflow.settings import Settings
 from meterflow.stack import local
 from pipeline.topics import TOPICS
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_every_service_healthy_with_pid_and_port(stack: Settings) -> None:
     rows = {row.name: row for row in local.status(stack)}
-    assert set(rows) == {"kafka", "postgres", "mosquitto"}
+    assert set(rows) == {"kafka", "postgres", "mosquitto", "broker-sync"}
     for row in rows.values():
         assert row.health.healthy, row
         assert row.pid is not None
@@ -59,7 +60,8 @@ def test_compacted_topics_are_compacted(stack: Settings) -> None:
 
 
 def test_mosquitto_requires_the_generated_credentials(stack: Settings) -> None:
-    user, password = stack.mqtt_credentials()
+    bridge = platform_user(stack, "bridge")
+    user, password = bridge.user, bridge.password.get_secret_value()
     base = ["mosquitto_sub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
             "-t", "meters/+/readings", "-E"]
     ok = subprocess.run([*base, "-u", user, "-P", password], capture_output=True, timeout=15)

@@ -58,7 +58,7 @@ def test_zero_only_where_allowed() -> None:
 def test_permission_matrix() -> None:
     may = {role: {p for p in PERMISSIONS if allowed(role, p)} for role in ROLES}
     assert may["viewer"] == {"read", "finance.read"}
-    assert may["maintenance"] == {"read", "meters.write", "control"}
+    assert may["maintenance"] == {"read", "meters.write", "control", "devices.write"}
     assert may["finance"] == {"read", "finance.read", "topup", "refund"}
     assert may["operator"] == {"read", "finance.read", "property.write", "accounts.write",
                                "meters.write", "control", "topup"}

@@ -123,7 +123,12 @@ PGSSLMODE: {{ .Values.externalDatabase.sslmode | quote }}
 {{- end }}
 METERFLOW_MQTT_HOST: {{ include "meterflow.mqttHost" . | quote }}
 METERFLOW_MQTT_PORT: {{ (ternary .Values.mosquitto.service.port .Values.externalMqtt.port .Values.mosquitto.enabled) | quote }}
+{{- if include "meterflow.deviceIdentities" . }}
+METERFLOW_MQTT_IDENTITY_CHECK: "true"
+{{- else }}
 METERFLOW_MQTT_USER: {{ .Values.externalMqtt.user | quote }}
+METERFLOW_MQTT_IDENTITY_CHECK: {{ .Values.settings.mqttIdentityCheck | quote }}
+{{- end }}
 METERFLOW_STATE_DIR: {{ include "meterflow.stateDir" . | quote }}
 METERFLOW_WORKER_WEB_HOST: "0.0.0.0"
 METERFLOW_WORKER_WEB_PORT: {{ include "meterflow.workerWebPort" . | quote }}
@@ -142,10 +147,36 @@ METERFLOW_SQL_DIR: "/app/sql"
 {{- if not .Values.timescaledb.enabled }}
 METERFLOW_PG_PASSWORD: {{ required "externalDatabase.password (or secrets.existingSecret) is required" .Values.externalDatabase.password | quote }}
 {{- end }}
+{{- if include "meterflow.deviceIdentities" . }}
+{{- range $name := list "METERFLOW_MQTT_BRIDGE_PASSWORD" "METERFLOW_MQTT_DISPATCHER_PASSWORD" "METERFLOW_MQTT_MONITOR_PASSWORD" }}
+{{- if not (hasKey $.Values.secretEnv $name) }}
+{{- fail (printf "mosquitto.deviceIdentities needs secretEnv.%s (or secrets.existingSecret): the platform's own MQTT users" $name) }}
+{{- end }}
+{{- end }}
+{{- else }}
 METERFLOW_MQTT_PASSWORD: {{ required "externalMqtt.password (or secrets.existingSecret) is required: the bridge, the dispatcher and a bundled broker use it" .Values.externalMqtt.password | quote }}
+{{- end }}
 {{- range $name, $value := .Values.secretEnv }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The settings of a `meterflow broker sync` container (the database, platform passwords). */}}
+{{- define "meterflow.brokerSyncEnv" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "meterflow.configMapName" . }}
+  - secretRef:
+      name: {{ include "meterflow.secretName" . }}
+{{- with (include "meterflow.bundledDbEnv" . | trim) }}
+env:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the bundled broker gets its users and ACL from the database. */}}
+{{- define "meterflow.deviceIdentities" -}}
+{{- if and .Values.mosquitto.enabled .Values.mosquitto.deviceIdentities.enabled }}true{{ end }}
 {{- end }}
 
 {{/* The bundled database's password comes from the secret its chart creates. */}}

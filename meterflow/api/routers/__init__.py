@@ -9,6 +9,7 @@ from meterflow.api.routers import (
     audit_log,
     batches,
     control,
+    devices,
     finance,
     health,
     meters,
@@ -24,5 +25,5 @@ from meterflow.api.routers import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, property.router, accounts.router, meters.router, tariffs.router,
     payments.router, control.router, monitor.router, batches.router, finance.router,
-    reports.router, users.router, audit_log.router, notifications.router,
+    reports.router, users.router, audit_log.router, notifications.router, devices.router,
 )

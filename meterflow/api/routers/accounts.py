@@ -5,7 +5,8 @@ Opening is idempotent (the same request again changes nothing, 200) and refuses 
 that disagrees with what is stored (409 naming the field). The CSV import validates every
 row before anything is written and opens all accounts in one transaction; initial top-ups
 follow, each with the deterministic key ``open:<account>:initial``, so re-uploading the
-same file opens and credits nothing twice.
+same file opens and credits nothing twice. A restricted operator opens accounts only in a
+room of their scope, with meters and customers that are theirs or placed nowhere yet.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from meterflow.accounts import AccountConflict
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check, check_claim
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, page, rows, yuan
 from meterflow.api.routers.payments import pay
+from meterflow.api.scope import Scope
 from meterflow.api.types import FenOrZero, Id, Name
 from pipeline.billing import WalletConfig
 
@@ -42,6 +45,10 @@ OptId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 def _open(ctx: Ctx, req: AccountRequest) -> tuple[dict[str, Any], bool]:
     """Open one account in the caller's transaction; audit it; return (row, created)."""
     conn = ctx.conn
+    check(conn, ctx.actor, "account", req.account_id)
+    for meter in req.meters:
+        check_claim(conn, ctx.actor, "meter", meter.meter_id)
+    check_claim(conn, ctx.actor, "customer", req.customer_id)
     tariffs = tuple(stored_tariff(conn, t) for t in dict.fromkeys(req.tariffs))
     spec = build_spec(req.account_id, req.name, tuple(m.spec() for m in req.meters), tariffs,
                       req.wallet())
@@ -50,6 +57,7 @@ def _open(ctx: Ctx, req: AccountRequest) -> tuple[dict[str, Any], bool]:
     result = open_with_extras(conn, spec, AccountExtras(
         req.room_id, req.customer_id, req.reconnect_above, policy))
     after = account_row(conn, req.account_id)
+    check(conn, ctx.actor, "account", req.account_id)  # opened where the scope reaches
     if result.created or result.meters_added or result.tariffs_added:
         audit.record(conn, ctx.actor, ctx.request_id, "account.open",
                      f"account:{req.account_id}", before,
@@ -70,15 +78,20 @@ def open_account(body: AccountRequest, response: Response, ctx: Ctx = WRITE) -> 
 def list_accounts(ctx: Ctx = READ, room_id: OptId = None, customer_id: OptId = None,
                   limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Accounts with their balance, alarm level and supply (from the pipeline)."""
-    found = rows(ctx.conn, """
+    check(ctx.conn, ctx.actor, "room", room_id)
+    check(ctx.conn, ctx.actor, "customer", customer_id)
+    found = rows(ctx.conn, f"""
         SELECT a.account_id, a.name, a.billing_mode, a.room_id, a.customer_id,
                b.balance_fen, coalesce(b.alarm_level, 0) AS alarm_level,
                coalesce(b.supply, 'connected') AS supply, b.updated_at AS as_of
         FROM accounts a LEFT JOIN balances b USING (account_id)
+        JOIN account_places p USING (account_id)
         WHERE (%(room)s::text IS NULL OR a.room_id = %(room)s)
           AND (%(customer)s::text IS NULL OR a.customer_id = %(customer)s)
+          AND {Scope.sql("p.site_id", "p.building_id")}
         ORDER BY a.account_id LIMIT %(limit)s OFFSET %(offset)s""",
-        {"room": room_id, "customer": customer_id, "limit": limit, "offset": offset})
+        {"room": room_id, "customer": customer_id, "limit": limit, "offset": offset,
+         **ctx.actor.scope.params()})
     for row in found:
         row["balance"] = yuan(row["balance_fen"])
     return page(found, limit, offset)
@@ -87,6 +100,7 @@ def list_accounts(ctx: Ctx = READ, room_id: OptId = None, customer_id: OptId = N
 @router.get("/accounts/{account_id}")
 def get_account(account_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
     """Balance (yuan text and fen), alarm level, supply, meters, rules, pending payments."""
+    check(ctx.conn, ctx.actor, "account", account_id)
     return describe(ctx.conn, account_id)
 
 
@@ -104,9 +118,12 @@ def apply_patch(ctx: Ctx, account_id: str, patch: dict[str, Any], action: str) -
     """Change an account's rules in the caller's transaction (checked by the wallet's own
     WalletConfig, so the workers never load rules they would refuse), and audit it."""
     conn = ctx.conn
+    check(conn, ctx.actor, "account", account_id)
     before = account_row(conn, account_id, lock=True)
     if before is None:
         raise ApiError(404, "account_id", f"no account {account_id!r}")
+    if "customer_id" in patch:
+        check_claim(conn, ctx.actor, "customer", patch["customer_id"])
     values = {**before}
     for name, value in patch.items():
         column = {"thresholds": "thresholds_fen", "overdraft": "overdraft_fen",
@@ -129,6 +146,7 @@ def apply_patch(ctx: Ctx, account_id: str, patch: dict[str, Any], action: str) -
                  (values["name"], values["billing_mode"], [a, b, c], values["overdraft_fen"],
                   values["reconnect_above_fen"], values["room_id"], values["customer_id"],
                   account_id))
+    check(conn, ctx.actor, "account", account_id)  # still in scope where it is now
     audit.record(conn, ctx.actor, ctx.request_id, action, f"account:{account_id}", before,
                  account_row(conn, account_id))
 
@@ -216,6 +234,7 @@ def _customer(ctx: Ctx, row: ImportRow) -> None:
     customer = row.account.customer_id
     if customer is None:
         return
+    check_claim(ctx.conn, ctx.actor, "customer", customer)
     created = ctx.conn.execute(
         "INSERT INTO customers (customer_id, name) VALUES (%s, %s) "
         "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",

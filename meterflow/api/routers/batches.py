@@ -5,7 +5,10 @@ The caller needs the permission of the operation itself. A batch is stored with 
 per target and run by the API's runner (:mod:`meterflow.api.runner`); ``GET`` shows the
 progress (done, failed, pending of total) and the per-item results. Giving ``batch_id``
 makes creation idempotent: the same request again returns the batch (200), another
-request under the same id is refused (409).
+request under the same id is refused (409). A restricted operator makes batches over
+existing accounts or meters of their scope only, and sees and cancels only batches all of
+whose targets are in their scope; the runner checks each item again, as the creator is
+when it runs (:mod:`meterflow.api.runner`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pydantic import Field, model_validator
 from meterflow.api import audit
 from meterflow.api.auth import PERMISSIONS, Ctx, allowed, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check_existing, refuse
 from meterflow.api.routers.common import Limit, Model, Offset, one, out, rows
+from meterflow.api.scope import Scope
 from meterflow.api.types import Fen, FenOrZero, Id, Note, TariffId
 
 router = APIRouter(tags=["batches"])
@@ -82,6 +87,26 @@ class BatchIn(Model):
         return base
 
 
+def batch_scope_sql(alias: str = "b") -> str:
+    """A condition: every target of the batch ``alias`` is inside the scope."""
+    return (f"(NOT %(scope_on)s OR NOT EXISTS (SELECT 1 FROM batch_items i WHERE "
+            f"i.batch_id = {alias}.batch_id AND i.target NOT IN (SELECT sp.id FROM "
+            f"scope_places sp WHERE sp.kind = CASE WHEN {alias}.params->>'by' = 'meter' "
+            f"THEN 'meter' ELSE 'account' END AND {Scope.sql('sp.site_id', 'sp.building_id')}"
+            ")))")
+
+
+def _in_scope(ctx: Ctx, batch_id: str) -> None:
+    """Refuse a batch with a target outside the caller's scope (a missing batch passes)."""
+    if not ctx.actor.scope.restricted:
+        return
+    found = one(ctx.conn, f"SELECT {batch_scope_sql()} AS ok FROM batches b "
+                          "WHERE b.batch_id = %(id)s", {"id": batch_id,
+                                                        **ctx.actor.scope.params()})
+    if found is not None and not found["ok"]:
+        raise refuse(ctx.actor, f"batch:{batch_id}", f"batch {batch_id} (some of its targets)")
+
+
 def _hash(body: BatchIn, targets: list[str]) -> str:
     canon = {"operation": body.operation, "params": body.params(), "targets": targets,
              "run_at": None if body.run_at is None else body.run_at.isoformat()}
@@ -100,6 +125,9 @@ def create_batch(body: BatchIn, response: Response, ctx: Ctx = READ) -> dict[str
     digest = _hash(body, targets)
     batch_id = body.batch_id or f"b-{uuid.uuid4().hex[:16]}"
     conn = ctx.conn
+    _in_scope(ctx, batch_id)
+    for target in targets:
+        check_existing(conn, ctx.actor, "meter" if body.meter_ids else "account", target)
     with conn.transaction():
         existing = one(conn, "SELECT request_hash FROM batches WHERE batch_id = %s FOR UPDATE",
                        (batch_id,))
@@ -151,18 +179,21 @@ def get_batch(batch_id: BatchPath, ctx: Ctx = READ,
               status: Annotated[Literal["pending", "done", "failed"] | None, Query()] = None,
               limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Progress (done, failed, pending, total) and the items with their results."""
+    _in_scope(ctx, batch_id)
     return progress(ctx, batch_id, status, limit, offset)
 
 
 @router.get("/batches")
 def list_batches(ctx: Ctx = READ, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    found = rows(ctx.conn, """
+    found = rows(ctx.conn, f"""
         SELECT b.batch_id, b.operation, b.status, b.run_at, b.created_by, b.created_at,
                count(i.item) AS total,
                count(i.item) FILTER (WHERE i.status = 'done') AS done,
                count(i.item) FILTER (WHERE i.status = 'failed') AS failed
         FROM batches b LEFT JOIN batch_items i USING (batch_id)
-        GROUP BY b.batch_id ORDER BY b.created_at DESC LIMIT %s OFFSET %s""", (limit, offset))
+        WHERE {batch_scope_sql()}
+        GROUP BY b.batch_id ORDER BY b.created_at DESC LIMIT %(limit)s OFFSET %(offset)s""",
+                 {"limit": limit, "offset": offset, **ctx.actor.scope.params()})
     return {"items": out(found), "limit": limit, "offset": offset}
 
 
@@ -178,6 +209,7 @@ def cancel_batch(batch_id: BatchPath, ctx: Ctx = READ) -> dict[str, Any]:
         if not allowed(ctx.actor.role, NEEDS[before["operation"]]):
             raise ApiError(403, "role", f"{ctx.actor.role} may not cancel a "
                                         f"{before['operation']} batch")
+        _in_scope(ctx, batch_id)
         if before["status"] in ("done", "cancelled"):
             raise ApiError(409, "batch_id", f"batch {batch_id} is already {before['status']}")
         after = one(conn, "UPDATE batches SET status = 'cancelled', finished_at = now() "

@@ -14,7 +14,8 @@ stays until the wallet decides again: its next charge while the balance is still
 below the cut-off does not repeat the disconnect (the wallet already counts the supply as
 cut), so the meter stays on until a top-up restores the balance and the wallet sends its
 reconnect (harmless) or an operator disconnects it again. Use keep-supply to defer the
-wallet's own cuts instead of fighting them.
+wallet's own cuts instead of fighting them. A restricted operator commands, and sees the
+commands of, the meters and accounts of their scope only.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from meterflow.account_request import KeepSupplyIn
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, QueryId, one, out, rows
+from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import KEY_RE, Note
 from pipeline.topics import COMMANDS
 
@@ -56,6 +59,7 @@ def issue(ctx: Ctx, meter_ids: list[str], account_id: str | None, action: str,
     now = datetime.now(UTC)
     made, replayed = [], True
     for meter_id in meter_ids:
+        check(conn, ctx.actor, "meter", meter_id)
         command_id = derive_command_id(meter_id, action, f"operator:{key}")
         existing = one(conn, "SELECT * FROM operator_commands WHERE command_id = %s",
                        (command_id,))
@@ -85,6 +89,7 @@ def issue(ctx: Ctx, meter_ids: list[str], account_id: str | None, action: str,
 
 
 def account_meters(ctx: Ctx, account_id: str) -> list[str]:
+    check(ctx.conn, ctx.actor, "account", account_id)
     if one(ctx.conn, "SELECT 1 AS x FROM accounts WHERE account_id = %s", (account_id,)) is None:
         raise ApiError(404, "account_id", f"no account {account_id!r}")
     meters = [r["meter_id"] for r in rows(
@@ -96,6 +101,7 @@ def account_meters(ctx: Ctx, account_id: str) -> list[str]:
 
 
 def meter_account(ctx: Ctx, meter_id: str) -> str | None:
+    check(ctx.conn, ctx.actor, "meter", meter_id)
     row = one(ctx.conn, "SELECT account_id, removed_at FROM meters WHERE meter_id = %s",
               (meter_id,))
     if row is None:
@@ -174,10 +180,12 @@ def get_command(command_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,128
         wallet = one(ctx.conn, "SELECT * FROM commands WHERE command_id = %s", (command_id,))
         if wallet is None:
             raise ApiError(404, "command_id", f"no command {command_id!r}")
+        check(ctx.conn, ctx.actor, "meter", wallet["meter_id"])
         acks = rows(ctx.conn, "SELECT status, detail, at, attempts FROM command_acks "
                               "WHERE command_id = %s ORDER BY at", (command_id,))
         return {**out(wallet), "requested_by": "wallet", "acks": out(acks),
                 "status": acks[-1]["status"] if acks else "sent"}
+    check(ctx.conn, ctx.actor, "meter", row["meter_id"])
     return _status(row)
 
 
@@ -185,17 +193,22 @@ def get_command(command_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,128
 def list_commands(ctx: Ctx = READ, meter_id: QueryId = None, account_id: QueryId = None,
                   limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Operators' commands, newest first."""
-    found = rows(ctx.conn, COMMAND_SQL + """
+    check(ctx.conn, ctx.actor, "meter", meter_id)
+    check(ctx.conn, ctx.actor, "account", account_id)
+    found = rows(ctx.conn, COMMAND_SQL + f"""
         WHERE (%(m)s::text IS NULL OR c.meter_id = %(m)s)
           AND (%(a)s::text IS NULL OR c.account_id = %(a)s)
+          AND {in_scope_sql("meter", "c.meter_id")}
         ORDER BY c.issued_at DESC LIMIT %(limit)s OFFSET %(offset)s""",
-        {"topic": COMMANDS, "m": meter_id, "a": account_id, "limit": limit, "offset": offset})
+        {"topic": COMMANDS, "m": meter_id, "a": account_id, "limit": limit, "offset": offset,
+         **ctx.actor.scope.params()})
     return {"items": [_status(r) for r in found], "limit": limit, "offset": offset}
 
 
 def set_keep_supply(ctx: Ctx, account_id: str, policy: KeepSupplyIn) -> dict[str, Any]:
     """Store the account's keep-supply policy (the workers reload it) and audit it."""
     conn = ctx.conn
+    check(conn, ctx.actor, "account", account_id)
     before = one(conn, "SELECT account_id, keep_supply FROM accounts WHERE account_id = %s "
                        "FOR UPDATE", (account_id,))
     if before is None:

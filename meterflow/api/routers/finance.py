@@ -3,7 +3,8 @@ by day, month, year or an arbitrary span in the site's time zone, and exports.
 
 Amounts are signed (credits to the account positive) and given twice: yuan as exact
 decimal text and integer fen. CSV and XLSX exports (pandas, openpyxl) carry the same two
-columns as text and integers, never floats.
+columns as text and integers, never floats. A restricted operator's orders, income and
+exports count the accounts of their scope only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from meterflow.api.auth import Ctx, require
+from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Offset, QueryId, Zone, out, rows, yuan
 from meterflow.api.routers.spans import LABELS, Period, span
+from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Day
 
 router = APIRouter(tags=["finance"])
@@ -29,6 +32,7 @@ TzQ = Annotated[Zone, Query(description="IANA zone of local days")]
 Kind = Literal["topup", "refund", "adjustment", "charge"]
 OperatorQ = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")]
 
+SCOPED = in_scope_sql("account", "account_id")
 ORDERS = """
 SELECT * FROM (
     SELECT p.payment_id AS order_id, p.kind, p.account_id,
@@ -44,6 +48,7 @@ SELECT * FROM (
 WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(account)s::text IS NULL OR account_id = %(account)s)
   AND (%(operator)s::text IS NULL OR operator = %(operator)s)
+  AND """ + SCOPED + """
 ORDER BY at DESC, order_id
 LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -70,9 +75,11 @@ def orders(ctx: Ctx = FIN, kind: Kind | None = None, account_id: QueryId = None,
            offset: Offset = 0) -> dict[str, Any] | Response:
     """Orders, newest first: payments by when they were recorded, charges by interval end."""
     _, _, begin, stop = span(start, end, tz)
+    check(ctx.conn, ctx.actor, "account", account_id)
     found = rows(ctx.conn, ORDERS, {"begin": begin, "stop": stop, "kind": kind,
                                     "account": account_id, "operator": operator,
-                                    "limit": limit, "offset": offset})
+                                    "limit": limit, "offset": offset,
+                                    **ctx.actor.scope.params()})
     items = [{**out(r), "amount": yuan(r["amount_fen"]), "amount_fen": int(r["amount_fen"])}
              for r in found]
     if format != "json":
@@ -90,12 +97,12 @@ WITH pay AS (
            sum(amount_fen) FILTER (WHERE kind = 'adjustment') AS adjustments_fen,
            count(*) AS payments
     FROM payments WHERE created_at >= %(begin)s AND created_at < %(stop)s
-      AND (%(account)s::text IS NULL OR account_id = %(account)s)
+      AND (%(account)s::text IS NULL OR account_id = %(account)s) AND {scoped}
     GROUP BY 1),
 chg AS (
     SELECT {bucket_l} AS bucket, -sum(amount_fen) AS charges_fen
     FROM ledger WHERE kind = 'charge' AND at >= %(begin)s AND at < %(stop)s
-      AND (%(account)s::text IS NULL OR account_id = %(account)s)
+      AND (%(account)s::text IS NULL OR account_id = %(account)s) AND {scoped}
     GROUP BY 1)
 SELECT bucket, coalesce(topups_fen, 0) AS topups_fen, coalesce(refunds_fen, 0) AS refunds_fen,
        coalesce(adjustments_fen, 0) AS adjustments_fen, coalesce(payments, 0) AS payments,
@@ -111,15 +118,16 @@ def income(ctx: Ctx = FIN, period: Period = "day", start: From = None, end: To =
     """Income per local day, month or year (or one row for the whole span): top-ups,
     refunds, adjustments, net received (top-ups - refunds + adjustments) and charges."""
     first, last, begin, stop = span(start, end, tz)
+    check(ctx.conn, ctx.actor, "account", account_id)
 
     def bucket(column: str) -> str:
         if period == "span":
             return f"'{first}..{last}'::text"
         return f"to_char({column} AT TIME ZONE %(tz)s, '{LABELS[period]}')"
 
-    query = INCOME.format(bucket_p=bucket("created_at"), bucket_l=bucket("at"))
+    query = INCOME.format(bucket_p=bucket("created_at"), bucket_l=bucket("at"), scoped=SCOPED)
     found = rows(ctx.conn, query, {"begin": begin, "stop": stop, "tz": tz,
-                                   "account": account_id})
+                                   "account": account_id, **ctx.actor.scope.params()})
     items = []
     totals = {"topups_fen": 0, "refunds_fen": 0, "adjustments_fen": 0, "net_fen": 0,
               "charges_fen": 0}

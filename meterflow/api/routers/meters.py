@@ -6,6 +6,9 @@ first reading to the new one, both as raw readings through the outbox, so the pi
 rates the old meter up to its final reading and takes the new one's first as its baseline.
 The old meter stays configured for ``REMOVAL_GRACE`` after the replacement so its final
 reading is still rated, then counts as removed.
+
+A restricted operator registers meters only into a room or an account of their scope and
+sees and changes only meters there (a meter is where its room is, else its account).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from pydantic import Field
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, one, out, page, rows
+from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Id, TariffId
 from pipeline.topics import RAW_READINGS
 
@@ -75,6 +80,10 @@ def _check_refs(ctx: Ctx, values: dict[str, Any], commodity: str) -> None:
         if value is not None and one(ctx.conn, f"SELECT 1 AS x FROM {table} WHERE {column} = %s",
                                      (value,)) is None:
             raise ApiError(404, column, f"no {column.removesuffix('_id')} {value!r}")
+    # the room and the account a meter is given must both be in scope: a meter in one's own
+    # room must not bill another site's account
+    check(ctx.conn, ctx.actor, "room", values.get("room_id"))
+    check(ctx.conn, ctx.actor, "account", values.get("account_id"))
     tariff = values.get("tariff_id")
     if tariff is not None:
         check_tariff(ctx, tariff, commodity, "tariff_id")
@@ -100,6 +109,7 @@ def register_meter(body: MeterIn, response: Response, ctx: Ctx = WRITE) -> dict[
     """Register a meter (201); the same again is 200, a disagreeing one 409 naming the field."""
     values = body.model_dump()
     conn = ctx.conn
+    check(conn, ctx.actor, "meter", body.meter_id)
     with conn.transaction():
         existing = one(conn, f"SELECT {COLUMNS} FROM meters WHERE meter_id = %s FOR UPDATE",
                        (body.meter_id,))
@@ -118,6 +128,7 @@ def register_meter(body: MeterIn, response: Response, ctx: Ctx = WRITE) -> dict[
         row = one(conn, f"INSERT INTO meters ({', '.join(cols)}) VALUES "
                   f"({', '.join(['%s'] * len(cols))}) RETURNING {COLUMNS}",
                   [Decimal(v) if k == "multiplier" else v for k, v in values.items()])
+        check(conn, ctx.actor, "meter", body.meter_id)  # registered where the scope reaches
         audit.record(conn, ctx.actor, ctx.request_id, "meter.register",
                      f"meter:{body.meter_id}", None, row)
     return dict(out(row))
@@ -127,19 +138,24 @@ def register_meter(body: MeterIn, response: Response, ctx: Ctx = WRITE) -> dict[
 def list_meters(ctx: Ctx = READ, account_id: OptId = None, room_id: OptId = None,
                 protocol: Literal["modbus", "dlt645", "cjt188", "mqtt"] | None = None,
                 limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
+    check(ctx.conn, ctx.actor, "account", account_id)
+    check(ctx.conn, ctx.actor, "room", room_id)
     found = rows(ctx.conn, f"""
         SELECT {COLUMNS} FROM meters
         WHERE (%(a)s::text IS NULL OR account_id = %(a)s)
           AND (%(r)s::text IS NULL OR room_id = %(r)s)
           AND (%(p)s::text IS NULL OR protocol = %(p)s)
+          AND {in_scope_sql("meter", "meter_id")}
         ORDER BY meter_id LIMIT %(limit)s OFFSET %(offset)s""",
-        {"a": account_id, "r": room_id, "p": protocol, "limit": limit, "offset": offset})
+        {"a": account_id, "r": room_id, "p": protocol, "limit": limit, "offset": offset,
+         **ctx.actor.scope.params()})
     return page(found, limit, offset)
 
 
 @router.get("/meters/{meter_id}")
 def get_meter(meter_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
     """The meter, the tariff in force now and every assignment (past and scheduled)."""
+    check(ctx.conn, ctx.actor, "meter", meter_id)
     row = meter_row(ctx, meter_id)
     in_force = one(ctx.conn, "SELECT tariff_id FROM meter_tariffs WHERE meter_id = %s",
                    (meter_id,))
@@ -159,6 +175,7 @@ def patch_meter(meter_id: PathId, body: MeterPatch, ctx: Ctx = WRITE) -> dict[st
     """Change a meter's model, address, endpoint, multiplier, interval, room or account."""
     patch = body.model_dump(exclude_unset=True)
     conn = ctx.conn
+    check(conn, ctx.actor, "meter", meter_id)
     with conn.transaction():
         before = meter_row(ctx, meter_id, lock=True)
         _check_refs(ctx, patch, before["commodity"])
@@ -168,6 +185,7 @@ def patch_meter(meter_id: PathId, body: MeterPatch, ctx: Ctx = WRITE) -> dict[st
                          [*(Decimal(v) if k == "multiplier" and v is not None else v
                             for k, v in patch.items()), meter_id])
         after = meter_row(ctx, meter_id)
+        check(conn, ctx.actor, "meter", meter_id)  # still in scope where it is now
         audit.record(conn, ctx.actor, ctx.request_id, "meter.update", f"meter:{meter_id}",
                      before, after)
     return dict(out(after))
@@ -199,6 +217,7 @@ def replace_meter(meter_id: PathId, body: Replacement, ctx: Ctx = WRITE) -> dict
     if body.new_meter_id == meter_id:
         raise ApiError(400, "new_meter_id", "must differ from the meter replaced")
     conn = ctx.conn
+    check(conn, ctx.actor, "meter", meter_id)
     with conn.transaction():
         old = meter_row(ctx, meter_id, lock=True)
         if old["removed_at"] is not None:

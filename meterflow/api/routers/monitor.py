@@ -1,6 +1,7 @@
 """Room monitoring: every room with its building and floor, online state, balance, alarm
 level, supply and today's units and money (the ``room_status`` view, sql/0004), and the
-same per meter (``meter_status``). Filters by site, building, floor and state; paged.
+same per meter (``meter_status``). Filters by site, building, floor and state; paged. A
+restricted operator sees the rooms and meters of their scope only.
 """
 
 from __future__ import annotations
@@ -10,25 +11,32 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from meterflow.api.auth import Ctx, require
+from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Offset, QueryId, out, rows, yuan, yuan_of
+from meterflow.api.scope import Scope, in_scope_sql
 
 router = APIRouter(tags=["monitor"])
 READ = Depends(require("read"))
 Level = Annotated[int | None, Query(ge=0, le=3, description="At least this alarm level")]
 
 
-def _filters(site_id: str | None, building_id: str | None, floor_id: str | None,
-             online: bool | None, supply: str | None, alarm_level: int | None
+def _filters(ctx: Ctx, site_id: str | None, building_id: str | None, floor_id: str | None,
+             online: bool | None, supply: str | None, alarm_level: int | None, scoped: str
              ) -> tuple[str, dict[str, Any]]:
-    where = """
+    check(ctx.conn, ctx.actor, "site", site_id)
+    check(ctx.conn, ctx.actor, "building", building_id)
+    check(ctx.conn, ctx.actor, "floor", floor_id)
+    where = f"""
         WHERE (%(site)s::text IS NULL OR site_id = %(site)s)
           AND (%(building)s::text IS NULL OR building_id = %(building)s)
           AND (%(floor)s::text IS NULL OR floor_id = %(floor)s)
           AND (%(online)s::boolean IS NULL OR online = %(online)s)
           AND (%(supply)s::text IS NULL OR supply = %(supply)s)
-          AND (%(level)s::int IS NULL OR alarm_level >= %(level)s)"""
+          AND (%(level)s::int IS NULL OR alarm_level >= %(level)s)
+          AND {scoped}"""
     return where, {"site": site_id, "building": building_id, "floor": floor_id,
-                   "online": online, "supply": supply, "level": alarm_level}
+                   "online": online, "supply": supply, "level": alarm_level,
+                   **ctx.actor.scope.params()}
 
 
 @router.get("/monitor/rooms")
@@ -37,7 +45,8 @@ def rooms(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None,
           supply: Literal["connected", "disconnected"] | None = None,
           alarm_level: Level = None, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Rooms as they are now; ``balance`` is the lowest of the room's accounts."""
-    where, params = _filters(site_id, building_id, floor_id, online, supply, alarm_level)
+    where, params = _filters(ctx, site_id, building_id, floor_id, online, supply, alarm_level,
+                             Scope.sql("site_id", "building_id"))
     found = rows(ctx.conn, f"""
         SELECT *, count(*) OVER () AS total FROM room_status {where}
         ORDER BY site_id, building_id, floor_level, room_id
@@ -59,7 +68,8 @@ def meters(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None
            alarm_level: Level = None, limit: Limit = 100, offset: Offset = 0
            ) -> dict[str, Any]:
     """Meters in service as they are now (the ``meter_status`` view)."""
-    where, params = _filters(site_id, building_id, floor_id, online, supply, alarm_level)
+    where, params = _filters(ctx, site_id, building_id, floor_id, online, supply, alarm_level,
+                             in_scope_sql("meter", "meter_id"))
     found = rows(ctx.conn, f"""
         SELECT *, count(*) OVER () AS total FROM meter_status {where}
         ORDER BY meter_id LIMIT %(limit)s OFFSET %(offset)s""",

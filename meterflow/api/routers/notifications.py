@@ -1,5 +1,6 @@
 """Notifications (SMS, voice, e-mail, WeChat, webhook) sent to people, with every delivery
-attempt and its outcome (the notifier's store, connectors/notify/store.py)."""
+attempt and its outcome (the notifier's store, connectors/notify/store.py). A restricted
+operator sees those of the accounts (or, without an account, the meters) of their scope."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fastapi import APIRouter, Depends, Query
 from connectors.notify.store import list_notifications
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import QueryId
+from meterflow.api.scope import in_scope_sql
 
 router = APIRouter(tags=["notifications"])
 READ = Depends(require("read"))
@@ -29,5 +32,10 @@ def notifications(
     """Newest first, each with ``attempts_log`` (attempt, at, outcome, latency, detail)."""
     if since is not None and since.tzinfo is None:
         raise ApiError(422, "since", "give the time with a UTC offset, e.g. 2026-07-01T08:00+08:00")
+    check(ctx.conn, ctx.actor, "account", account_id)
+    scoped = (f"(CASE WHEN coalesce(account_id, '') <> '' THEN "
+              f"{in_scope_sql('account', 'account_id')} "
+              f"ELSE {in_scope_sql('meter', 'meter_id')} END)")
     return {"items": list_notifications(ctx.conn, account_id=account_id, status=status,
-                                        since=since, limit=limit)}
+                                        since=since, limit=limit, where=scoped,
+                                        params=ctx.actor.scope.params())}

@@ -3,7 +3,8 @@
 The header is required. The same key with the same body returns the first payment (200,
 ``Idempotent-Replayed: true``, the same payment id); the same key with another body is
 refused (409 naming ``Idempotency-Key``). A new payment is 201, returned only after the
-payment, its outbox row and its audit row committed together (meterflow/payments.py).
+payment, its outbox row and its audit row committed together (meterflow/payments.py). A
+restricted operator pays into, refunds from and sees the accounts of their scope only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, QueryId, one, out, rows, yuan
+from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import KEY_RE, Fen, Id, Note
 from meterflow.payments import PaymentResult, record_payment
 from pipeline.topics import PAYMENTS
@@ -56,6 +59,7 @@ def pay(ctx: Ctx, kind: str, account_id: str, amount_fen: int, key: str,
         note: str) -> PaymentResult:
     """Record a payment with its audit row (and a refund's balance check) in its
     transaction; used by the endpoints and by batch top-ups."""
+    check(ctx.conn, ctx.actor, "account", account_id)
 
     def checks(conn: psycopg.Connection, result: PaymentResult) -> None:
         if kind == "refund":
@@ -134,6 +138,7 @@ def get_payment(payment_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
               {"topic": PAYMENTS, "id": payment_id})
     if row is None:
         raise ApiError(404, "payment_id", f"no payment {payment_id!r}")
+    check(ctx.conn, ctx.actor, "account", row["account_id"])
     return _shown(row)
 
 
@@ -141,8 +146,11 @@ def get_payment(payment_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
 def list_payments(ctx: Ctx = Depends(require("read")), account_id: QueryId = None,
                   limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Payments, newest first, with their status."""
-    found = rows(ctx.conn, PAYMENT_SQL + """
+    check(ctx.conn, ctx.actor, "account", account_id)
+    found = rows(ctx.conn, PAYMENT_SQL + f"""
         WHERE (%(a)s::text IS NULL OR p.account_id = %(a)s)
+          AND {in_scope_sql("account", "p.account_id")}
         ORDER BY p.created_at DESC LIMIT %(limit)s OFFSET %(offset)s""",
-        {"topic": PAYMENTS, "a": account_id, "limit": limit, "offset": offset})
+        {"topic": PAYMENTS, "a": account_id, "limit": limit, "offset": offset,
+         **ctx.actor.scope.params()})
     return {"items": [_shown(r) for r in found], "limit": limit, "offset": offset}

@@ -2,6 +2,8 @@
 
 ``PUT /{kind}/{id}`` creates or replaces one (audited with before/after); ``GET`` lists
 with the parent as a filter; ``DELETE`` refuses (409) while anything still refers to it.
+A restricted operator (:mod:`meterflow.api.scope`) sees and changes only what is in their
+scope, before and after the change; a site changes only for a user of that site.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import Field
 
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError, not_found
+from meterflow.api.places import Kind, check, check_site_write
 from meterflow.api.routers.common import (
     Limit,
     Model,
@@ -27,6 +30,7 @@ from meterflow.api.routers.common import (
     rows,
     upsert,
 )
+from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Id, Name
 
 router = APIRouter(tags=["property"])
@@ -65,7 +69,7 @@ class CustomerIn(Model):
     language: Literal["zh", "en"] = "zh"
 
 
-KINDS: dict[str, tuple[str, str, str | None]] = {
+KINDS: dict[Kind, tuple[str, str, str | None]] = {
     # kind: (table, key column, parent column)
     "site": ("sites", "site_id", None),
     "building": ("buildings", "building_id", "site_id"),
@@ -75,7 +79,18 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def _put(ctx: Ctx, kind: str, key: str, body: Model, response: Response) -> dict[str, Any]:
+PARENT_KIND: dict[str, Kind] = {"site_id": "site", "building_id": "building",
+                                 "floor_id": "floor"}
+
+
+def _scoped(ctx: Ctx, kind: Kind, key: str) -> None:
+    if kind == "site":
+        check_site_write(ctx.actor, key)
+    else:
+        check(ctx.conn, ctx.actor, kind, key)
+
+
+def _put(ctx: Ctx, kind: Kind, key: str, body: Model, response: Response) -> dict[str, Any]:
     table, column, parent = KINDS[kind]
     values = body.model_dump()
     if values.get("area_m2") is not None and Decimal(values["area_m2"]) == 0:
@@ -86,12 +101,22 @@ def _put(ctx: Ctx, kind: str, key: str, body: Model, response: Response) -> dict
         if one(ctx.conn, f"SELECT 1 AS x FROM {parent_table} WHERE {parent} = %s",
                (values[parent],)) is None:
             raise not_found(parent, f"{parent.removesuffix('_id')} {values[parent]!r}")
-    row, created = upsert(ctx, kind, table, column, key, values)
+    _scoped(ctx, kind, key)
+    if kind == "building" and ctx.actor.scope.restricted:
+        stored = one(ctx.conn, "SELECT site_id FROM buildings WHERE building_id = %s", (key,))
+        if stored is None or stored["site_id"] != values["site_id"]:
+            # making a building, or moving one, changes a site: a user of the site only
+            check_site_write(ctx.actor, values["site_id"])
+    with ctx.conn.transaction():
+        row, created = upsert(ctx, kind, table, column, key, values)
+        if kind != "customer":  # where it is now must be in scope too (rolls back if not)
+            _scoped(ctx, kind, key)
     response.status_code = 201 if created else 200
     return dict(out(row))
 
 
-def _get(ctx: Ctx, kind: str, key: str) -> dict[str, Any]:
+def _get(ctx: Ctx, kind: Kind, key: str) -> dict[str, Any]:
+    check(ctx.conn, ctx.actor, kind, key)
     table, column, _ = KINDS[kind]
     row = one(ctx.conn, f"SELECT * FROM {table} WHERE {column} = %s", (key,))
     if row is None:
@@ -99,15 +124,24 @@ def _get(ctx: Ctx, kind: str, key: str) -> dict[str, Any]:
     return dict(out(row))
 
 
-def _list(ctx: Ctx, kind: str, parent_value: str | None, limit: int,
+def _list(ctx: Ctx, kind: Kind, parent_value: str | None, limit: int,
           offset: int) -> dict[str, Any]:
     table, column, parent = KINDS[kind]
-    where, params = "", []
+    where = in_scope_sql(kind, column)
+    params: dict[str, Any] = {**ctx.actor.scope.params(), "limit": limit, "offset": offset}
     if parent is not None and parent_value is not None:
-        where, params = f"WHERE {parent} = %s", [parent_value]
-    found = rows(ctx.conn, f"SELECT * FROM {table} {where} ORDER BY {column} LIMIT %s OFFSET %s",
-                 (*params, limit, offset))
+        check(ctx.conn, ctx.actor, PARENT_KIND[parent], parent_value)
+        where += f" AND {parent} = %(parent)s"
+        params["parent"] = parent_value
+    found = rows(ctx.conn, f"SELECT * FROM {table} WHERE {where} ORDER BY {column} "
+                 "LIMIT %(limit)s OFFSET %(offset)s", params)
     return page(found, limit, offset)
+
+
+def _delete(ctx: Ctx, kind: Kind, key: str) -> dict[str, Any]:
+    _scoped(ctx, kind, key)
+    table, column, _ = KINDS[kind]
+    return dict(out(delete(ctx, kind, table, column, key)))
 
 
 ParentId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -132,7 +166,7 @@ def get_site(site_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
 
 @router.delete("/sites/{site_id}")
 def delete_site(site_id: PathId, ctx: Ctx = WRITE) -> dict[str, Any]:
-    return out(delete(ctx, "site", "sites", "site_id", site_id))
+    return _delete(ctx, "site", site_id)
 
 
 @router.put("/buildings/{building_id}", status_code=200)
@@ -154,7 +188,7 @@ def get_building(building_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
 
 @router.delete("/buildings/{building_id}")
 def delete_building(building_id: PathId, ctx: Ctx = WRITE) -> dict[str, Any]:
-    return out(delete(ctx, "building", "buildings", "building_id", building_id))
+    return _delete(ctx, "building", building_id)
 
 
 @router.put("/floors/{floor_id}", status_code=200)
@@ -176,7 +210,7 @@ def get_floor(floor_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
 
 @router.delete("/floors/{floor_id}")
 def delete_floor(floor_id: PathId, ctx: Ctx = WRITE) -> dict[str, Any]:
-    return out(delete(ctx, "floor", "floors", "floor_id", floor_id))
+    return _delete(ctx, "floor", floor_id)
 
 
 @router.put("/rooms/{room_id}", status_code=200)
@@ -199,7 +233,7 @@ def get_room(room_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
 
 @router.delete("/rooms/{room_id}")
 def delete_room(room_id: PathId, ctx: Ctx = WRITE) -> dict[str, Any]:
-    return out(delete(ctx, "room", "rooms", "room_id", room_id))
+    return _delete(ctx, "room", room_id)
 
 
 @router.put("/customers/{customer_id}", status_code=200)
@@ -220,4 +254,4 @@ def get_customer(customer_id: PathId, ctx: Ctx = READ) -> dict[str, Any]:
 
 @router.delete("/customers/{customer_id}")
 def delete_customer(customer_id: PathId, ctx: Ctx = WRITE) -> dict[str, Any]:
-    return out(delete(ctx, "customer", "customers", "customer_id", customer_id))
+    return _delete(ctx, "customer", customer_id)

@@ -3,7 +3,8 @@ month or year, optionally by time-of-use band, and the same span a year before.
 
 They read the ``usage_daily`` rollup (sql/0003), which counts a rated interval in the local
 day (Asia/Shanghai) in which it ends; money there is the band and step cost without
-surcharges (those are in ``rated_lines`` only), rounded half-up to the fen here.
+surcharges (those are in ``rated_lines`` only), rounded half-up to the fen here. A
+restricted operator reports on what is in their scope only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import one, rows, yuan_of
 from meterflow.api.routers.spans import LABELS, span, year_before
 from meterflow.api.types import ID_RE, Day
@@ -66,6 +68,7 @@ def energy(ctx: Ctx = Depends(require("read")), scope: Scope = "account",
     """Units and money per bucket; ``compare=yoy`` adds the same span a year before and
     the change in units (percent, 1 place; null when last year had none)."""
     table, column, _ = SCOPES[scope]
+    check(ctx.conn, ctx.actor, scope, id)
     if one(ctx.conn, f"SELECT 1 AS x FROM {table} WHERE {column} = %s", (id,)) is None:
         raise ApiError(404, "id", f"no {scope} {id!r}")
     first, last, _, _ = span(start, end, "Asia/Shanghai")

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
+from meterflow.api.places import check
 from meterflow.api.routers.common import Model, one, out, rows
 from meterflow.api.routers.meters import check_tariff
 from meterflow.api.types import TARIFF_ID_RE, Id
@@ -161,6 +162,7 @@ def assign(ctx: Ctx, tariff_id: str, meter_ids: list[str], account_id: str | Non
     commodity = load_tariff_text(tariff["body"]).commodity
     targets = list(dict.fromkeys(meter_ids))
     if account_id is not None:
+        check(conn, ctx.actor, "account", account_id)
         if one(conn, "SELECT 1 AS x FROM accounts WHERE account_id = %s", (account_id,)) is None:
             raise ApiError(404, "account_id", f"no account {account_id!r}")
         targets += [r["meter_id"] for r in rows(
@@ -173,6 +175,7 @@ def assign(ctx: Ctx, tariff_id: str, meter_ids: list[str], account_id: str | Non
     due = at <= datetime.now(UTC)
     made = []
     for meter_id in targets:
+        check(conn, ctx.actor, "meter", meter_id)
         meter = one(conn, "SELECT commodity FROM meters WHERE meter_id = %s FOR UPDATE",
                     (meter_id,))
         if meter is None:
