@@ -163,6 +163,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            elif isinstance(value, Path):  # a child may run in another working directory
+                value = value.resolve()
             env[f"METERFLOW_{name.upper()}"] = str(value).lower() if isinstance(
                 value, bool) else str(value)
         return env
