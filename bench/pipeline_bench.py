@@ -261,29 +261,35 @@ class Bench:
         after = self.end_offsets()
         total = sum(after[p] - before[p] for p in before)
         ceiling = self.consume_ceiling(before, after)
+        counter = LedgerCounter(self.settings.bootstrap_servers, f"B{self.run}-", total)
+        counter.start()
         started = self.start_workers(processors)
+        counter.started = started
         elapsed, first = self.wait_caught_up(f"{processors} processor(s), backlog of {total:,}")
         wall = time.perf_counter() - started
+        counter.stop.set()
         return {"readings": total, "offered_per_s": total / offered, "seconds": wall,
                 "rate": total / wall, "ceiling": ceiling, "first_balance_s": first or 0.0,
+                "first_on_kafka_s": counter.first_s(), "steady": counter.steady(),
                 "caught_up_after_wait_s": elapsed}
 
     def processors_only(self, processors: int, per_meter: int) -> dict[str, float]:
         """The processors alone (no sink competing for the cores) through a backlog:
         done when the ledger topic holds a charge for every reading."""
         self.stop_workers()
-        counter = LedgerCounter(self.settings.bootstrap_servers, f"B{self.run}-")
-        counter.start()
         expected = per_meter * len(self.fleet.meters)
+        counter = LedgerCounter(self.settings.bootstrap_servers, f"B{self.run}-", expected)
+        counter.start()
         self.send(per_meter)
-        started = self.start_workers(processors, sink=False)
+        started = counter.started = self.start_workers(processors, sink=False)
         with console.status(f"{processors} processor(s) alone, backlog of {expected:,}"):
             while counter.charges < expected and time.perf_counter() - started < 1800:
                 time.sleep(0.2)
         wall = time.perf_counter() - started
         counter.stop.set()
         self.stop_workers()
-        return {"readings": expected, "seconds": wall, "rate": expected / wall}
+        return {"readings": expected, "seconds": wall, "rate": expected / wall,
+                "steady": counter.steady(), "first_on_kafka_s": counter.first_s()}
 
     def latency(self, rate: float, seconds: float) -> dict[str, list[float]]:
         """A steady load of ``rate`` readings/s; some accounts are exhausted on the way."""
@@ -353,9 +359,10 @@ class Watcher(threading.Thread):
 
 
 class LedgerCounter(threading.Thread):
-    """Counts the charges of the bench's accounts on the ledger topic (read committed)."""
+    """Counts the charges of the bench's accounts on the ledger topic (read committed): when
+    the first came, and the steady rate between 10 % and 90 % of ``expected``."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
+    def __init__(self, bootstrap: str, prefix: str, expected: int) -> None:
         super().__init__(daemon=True)
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                       enable_auto_commit=False,
@@ -364,7 +371,10 @@ class LedgerCounter(threading.Thread):
                               for p in self.consumer.partitions_for_topic(topics.LEDGER) or ()])
         self.consumer.seek_to_end()
         self.prefix = prefix.encode()
+        self.expected = expected
         self.charges = 0
+        self.started = time.perf_counter()
+        self.marks: dict[float, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -372,6 +382,19 @@ class LedgerCounter(threading.Thread):
             for records in self.consumer.poll(timeout_ms=100).values():
                 self.charges += sum(1 for r in records if r.key.startswith(self.prefix)
                                     and b'"kind":"charge"' in r.value)
+                now = time.perf_counter()
+                for q in (0.0, 0.1, 0.9):
+                    if q not in self.marks and self.charges > q * self.expected:
+                        self.marks[q] = now
+
+    def first_s(self) -> float:
+        return self.marks.get(0.0, float("nan")) - self.started
+
+    def steady(self) -> float:
+        """Charges per second between 10 % and 90 % of the expected ones."""
+        if 0.1 not in self.marks or 0.9 not in self.marks:
+            return float("nan")
+        return 0.8 * self.expected / (self.marks[0.9] - self.marks[0.1])
 
 
 def machine() -> Iterator[str]:
@@ -387,7 +410,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--depth", type=int, default=30, help="readings per meter first")
-    parser.add_argument("--backlog", type=int, default=30,
+    parser.add_argument("--backlog", type=int, default=50,
                         help="readings per meter in each sustained backlog")
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--burst", type=int, default=100_000)
@@ -415,9 +438,11 @@ def main() -> None:
             console.print(
                 f"sustained, {n} processor(s) + 1 sink: {r['readings']:,} readings in "
                 f"{r['seconds']:.1f} s = [bold]{r['rate']:,.0f} readings/s[/] to `readings` "
-                f"and balances; first balance update {r['first_balance_s']:.1f} s after "
-                f"start; ceiling (kafka-python consume, same backlog) {r['ceiling']:,.0f} "
-                f"msg/s: {r['rate'] / r['ceiling']:.0%} of it")
+                f"and balances (steady, 10-90 % of the charges: {r['steady']:,.0f}/s); first "
+                f"balance update {r['first_on_kafka_s']:.1f} s after start on Kafka, "
+                f"{r['first_balance_s']:.1f} s in the database; ceiling (kafka-python "
+                f"consume, same backlog) {r['ceiling']:,.0f} msg/s: "
+                f"{r['rate'] / r['ceiling']:.0%} of it")
         if len(results) > 1:
             one, best = results[args.processors[0]], results[args.processors[-1]]
             console.print(f"scaling, sinks included: {args.processors[-1]} processors vs "
@@ -425,10 +450,13 @@ def main() -> None:
             alone = {n: bench.processors_only(n, args.backlog) for n in args.processors}
             for n, r in alone.items():
                 console.print(f"processors alone, {n}: {r['readings']:,} readings charged in "
-                              f"{r['seconds']:.1f} s = [bold]{r['rate']:,.0f} readings/s[/]")
+                              f"{r['seconds']:.1f} s = [bold]{r['rate']:,.0f} readings/s[/] "
+                              f"(steady {r['steady']:,.0f}/s; first charge "
+                              f"{r['first_on_kafka_s']:.1f} s after start)")
             first, last = alone[args.processors[0]], alone[args.processors[-1]]
             console.print(f"scaling, processors alone: {args.processors[-1]} vs "
-                          f"{args.processors[0]}: {last['rate'] / first['rate'] - 1:+.0%}")
+                          f"{args.processors[0]}: {last['rate'] / first['rate'] - 1:+.0%} "
+                          f"(steady: {last['steady'] / first['steady'] - 1:+.0%})")
         bench.start_workers(args.processors[-1])
         bench.wait_caught_up("workers ready")
         rate = results[args.processors[-1]]["rate"] / 2

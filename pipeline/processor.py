@@ -56,6 +56,11 @@ POLL_TIMEOUT_S = 0.05
 #: order, so every offset lookup the engine makes while partitions are assigned waits
 #: behind a held fetch: at the client's default (500 ms) a restart spends seconds there.
 FETCH_WAIT_MS = 50
+#: Records buffered per partition to order a stage's topics by time. The engine reads a
+#: partition's buffer to the end before it fetches again, so a deep buffer (its default is
+#: 10,000) lets a backlog of readings run seconds ahead of the rated intervals and payments
+#: that follow from them.
+BUFFER_PER_PARTITION = 2000
 
 METER_INPUTS = (topics.RAW_READINGS, topics.METER_TICKS, topics.COMMAND_ACKS)
 #: The ``stage`` of a dead letter from each input (docs/contracts.md, dead letter).
@@ -200,6 +205,7 @@ def build(settings: WorkerSettings, config: ConfigSource, clock: Clock = utc_now
         auto_offset_reset="earliest",
         commit_interval=settings.commit_interval_s,
         consumer_poll_timeout=POLL_TIMEOUT_S,
+        max_partition_buffer_size=BUFFER_PER_PARTITION,
         state_dir=str(settings.state_dir / "streams"),
         rocksdb_options=RocksDBOptions(dumps=_raw, loads=_raw),
         consumer_extra_config={
