@@ -194,28 +194,29 @@ class Bench:
         self.producer.flush()
         return time.perf_counter() - started
 
-    def progress(self) -> tuple[int, int]:
-        """(meters whose last reading landed, accounts whose balance is up to date)."""
+    def progress(self) -> tuple[int, int, int]:
+        """(meters whose last reading landed, accounts whose balance is up to date, the sum
+        of the balances' sequence numbers)."""
         assert self.conn is not None
         landed = sum(1 for meter, last in self.conn.execute(
             "SELECT meter_id, last_reading_at FROM meter_seen WHERE meter_id LIKE %s",
             (f"B{self.run}-%",)).fetchall() if last == self.fleet.last_ts(meter))
-        balanced = sum(1 for account, seq in self.conn.execute(
-            "SELECT account_id, seq FROM balances WHERE account_id LIKE %s",
-            (f"B{self.run}-%",)).fetchall() if seq >= self.fleet.expected_seq(account))
-        return landed, balanced
+        seqs = self.conn.execute("SELECT account_id, seq FROM balances WHERE account_id "
+                                 "LIKE %s", (f"B{self.run}-%",)).fetchall()
+        balanced = sum(1 for account, seq in seqs if seq >= self.fleet.expected_seq(account))
+        return landed, balanced, sum(seq for _, seq in seqs)
 
     def wait_caught_up(self, what: str, timeout_s: float = 1800) -> tuple[float, float | None]:
         """Seconds until every reading landed and every balance is current; and until the
-        first balance moved (None when it was already current)."""
+        first balance moved in the database (None when it was already current)."""
         n = len(self.fleet.meters)
         started = time.perf_counter()
-        _, before = self.progress()
+        _, _, before = self.progress()
         first: float | None = None
         with console.status(what) as status:
             while time.perf_counter() - started < timeout_s:
-                landed, balanced = self.progress()
-                if first is None and balanced > before:
+                landed, balanced, moved = self.progress()
+                if first is None and moved > before:
                     first = time.perf_counter() - started
                 status.update(f"{what}: {landed}/{n} meters landed, {balanced}/{n} balances")
                 if landed == n and balanced == n:

@@ -104,6 +104,23 @@ def dead_letter(stage: str, reason: str, value: bytes | None, key: bytes | None,
     return Out(topics.DEAD_LETTERS, ctx.topic, letter.to_json())
 
 
+Step = Callable[[str, bytes, bytes | None, int, State], list[Out]]
+
+
+def guarded(step: Step, value: bytes, key: bytes | None, timestamp: int,
+            state: State) -> list[Out]:
+    """Run one stage step; input it cannot take becomes a dead letter naming the reason."""
+    topic = message_context().topic
+    try:
+        return step(topic, value, key, timestamp, state)
+    except (PayloadError, MessageError, wallet_stage.InputError) as exc:
+        return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
+    except Exception as exc:  # a bug must cost one message, never the worker
+        log.exception("stage failed on %s", topic)
+        return [dead_letter(STAGE_OF[topic], f"internal error: {exc!r}", value, key,
+                            timestamp)]
+
+
 class Stages:
     """The two stages' edges: decode, configuration, pure step, state, outputs."""
 
@@ -116,15 +133,7 @@ class Stages:
 
     def meter(self, value: bytes, key: bytes | None, timestamp: int, headers: Any,
               state: State) -> list[Out]:
-        topic = message_context().topic
-        try:
-            return self._meter(topic, value, key, timestamp, state)
-        except (PayloadError, MessageError) as exc:
-            return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
-        except Exception as exc:  # a bug must cost one message, never the worker
-            log.exception("meter stage failed on %s", topic)
-            return [dead_letter(STAGE_OF[topic], f"internal error: {exc!r}", value, key,
-                                timestamp)]
+        return guarded(self._meter, value, key, timestamp, state)
 
     def _meter(self, topic: str, value: bytes, key: bytes | None, timestamp: int,
                state: State) -> list[Out]:
@@ -158,15 +167,7 @@ class Stages:
 
     def account(self, value: bytes, key: bytes | None, timestamp: int, headers: Any,
                 state: State) -> list[Out]:
-        topic = message_context().topic
-        try:
-            return self._account(topic, value, key, timestamp, state)
-        except (MessageError, wallet_stage.InputError) as exc:
-            return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
-        except Exception as exc:  # a bug must cost one message, never the worker
-            log.exception("wallet stage failed on %s", topic)
-            return [dead_letter(STAGE_OF[topic], f"internal error: {exc!r}", value, key,
-                                timestamp)]
+        return guarded(self._account, value, key, timestamp, state)
 
     def _account(self, topic: str, value: bytes, key: bytes | None, timestamp: int,
                  state: State) -> list[Out]:

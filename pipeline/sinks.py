@@ -203,6 +203,11 @@ def build(settings: WorkerSettings,
             "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 4),
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": 100,
+            # Small fetches, taken in turn from every partition: with the client's defaults
+            # (1 MB per partition, 64 MB queued) a backlog of readings fills the queue and the
+            # balances produced meanwhile wait behind it for tens of seconds.
+            "max.partition.fetch.bytes": 65536,
+            "queued.max.messages.kbytes": 2048,
         },
         use_changelog_topics=False,
         state_dir=str(settings.state_dir / "streams"),
