@@ -82,6 +82,9 @@ def healthy(proc: subprocess.Popen[bytes], port: int = HEALTH_PORT,
 def test_relay_reports_its_progress_and_the_backlog(stack: Settings, service: Any) -> None:
     body = healthy(service("relay"))
     assert body["service"] == "relay" and body["status"] == "ok"
+    # The page answers from the start; the relay's first round follows.
+    body = wait_for(lambda: (b := get_health(HEALTH_PORT)) and b[1]["rounds"] >= 1 and b[1],
+                    30, "the relay's first round")
     assert body["pending"] == 0 and body["rounds"] >= 1 and "published" in body
 
 
