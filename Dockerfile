@@ -10,9 +10,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY meterflow ./meterflow
+COPY contracts ./contracts
+COPY runtime ./runtime
 COPY pipeline ./pipeline
 COPY connectors ./connectors
+COPY services ./services
+COPY meterflow ./meterflow
 RUN pip wheel --wheel-dir /wheels .
 
 FROM python:3.11.13-slim-bookworm AS runtime

@@ -42,12 +42,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from meterflow.outbox import RelayConfig, drain, kafka_producer  # noqa: E402
-from meterflow.payments import record_payment  # noqa: E402
-from meterflow.reconcile import reconcile  # noqa: E402
+from contracts import topics  # noqa: E402
 from meterflow.settings import Settings  # noqa: E402
 from meterflow.stack.process import terminate  # noqa: E402
-from pipeline import topics  # noqa: E402
+from services.outbox import RelayConfig, drain, kafka_producer  # noqa: E402
+from services.payments.store import record_payment  # noqa: E402
+from services.reconcile import reconcile  # noqa: E402
 
 HEAD = "id: {id}\ncommodity: electricity\nunit: kWh\ncurrency: CNY\ntimezone: Asia/Shanghai\n"
 FLAT = HEAD + "price: 0.5\n"

@@ -46,12 +46,12 @@ from rich.console import Console
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from contracts import topics  # noqa: E402
+from contracts.ids import charge_id  # noqa: E402
 from meterflow.db.migrate import migrate  # noqa: E402
 from meterflow.settings import Settings  # noqa: E402
 from meterflow.stack import local  # noqa: E402
 from meterflow.stack.process import terminate  # noqa: E402
-from pipeline import topics  # noqa: E402
-from pipeline.billing.ids import charge_id  # noqa: E402
 
 # Below the kernel's ephemeral port range, like every default port of the project, and
 # apart from the test stacks' bases (METERFLOW_TEST_PORT_BASE, 25000-31999 in practice).

@@ -27,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.billing import money  # noqa: E402
+from contracts import money  # noqa: E402
 from pipeline.billing.rating import Usage, rate  # noqa: E402
 from pipeline.billing.tariff import TariffBook  # noqa: E402
 from pipeline.billing.tariff_parse import load_tariff_text  # noqa: E402

@@ -1,4 +1,5 @@
-"""Exponential backoff with a deterministic jitter, shared by every retry loop (pure).
+"""Exponential backoff with a deterministic jitter: when the dispatcher and the notifier try a
+meter or a gateway again (pure; reconnect loops use runtime/retry.py).
 
 The delay after failed attempt ``n`` (1-based) is ``base_s * factor**(n-1)``, capped at
 ``cap_s``, spread by +/- ``jitter`` of itself with a fraction derived from a salt (e.g. the

@@ -10,12 +10,40 @@ it; each protocol passes its own error class, header size and length rule.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from connectors.codec_errors import ErrorKind, FrameError
 
 START = 0x68
 END = 0x16
 WAKEUP = 0xFE
+DIRECTION_BIT = 0x80
+ABNORMAL_BIT = 0x40
+
+
+class ControlCode:
+    """The control byte both standards share (DL/T 645-2007 §7.1, CJ/T 188 §5.1): D7 the
+    direction (1: sent by the meter), D6 an abnormal reply, the function code below them
+    (``FUNCTION_MASK`` wide)."""
+
+    control: int
+    FUNCTION_MASK: ClassVar[int] = 0x3F
+
+    @property
+    def from_meter(self) -> bool:
+        return bool(self.control & DIRECTION_BIT)
+
+    @property
+    def direction(self) -> str:
+        return "response" if self.from_meter else "request"
+
+    @property
+    def abnormal(self) -> bool:
+        return bool(self.control & ABNORMAL_BIT)
+
+    @property
+    def function(self) -> int:
+        return self.control & self.FUNCTION_MASK
 
 
 def checksum(body: bytes | bytearray) -> int:

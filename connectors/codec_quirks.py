@@ -17,6 +17,7 @@ Pass a :class:`CodecQuirks` to the encoders/decoders to deviate from the default
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
@@ -34,6 +35,10 @@ class CodecQuirks:
     cjt188_max_data_len: int = 0x64
     cjt188_abnormal_with_di: bool = False
     meter_tz: ZoneInfo = field(default=DEFAULT_TZ)
+
+    def clock_zone(self, tz: tzinfo | None) -> tzinfo:
+        """The zone of a meter's clock: ``tz`` when given, else ``meter_tz``."""
+        return self.meter_tz if tz is None else tz
 
 
 DEFAULT_QUIRKS = CodecQuirks()

@@ -27,9 +27,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from pipeline.dead_letter import DeadLetter
-from pipeline.raw_reading import RawReading
-from pipeline.topics import DEAD_LETTERS, RAW_READINGS
+from contracts.dead_letter import DeadLetter
+from contracts.raw_reading import RawReading
+from contracts.topics import DEAD_LETTERS, RAW_READINGS
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from meterflow.settings import Settings
+from meterflow.subcommands import settings_of
 
 app = typer.Typer(
     name="meterflow",
@@ -23,31 +24,25 @@ def _root(ctx: typer.Context) -> None:
     ctx.obj = Settings()
 
 
-def settings_of(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
-
-
 def _register() -> None:
-    """Each command lives beside the code it drives; imported only when the CLI runs."""
-    from connectors.cli import connect_app, dispatch, simulate_app
-    from connectors.frame_cli import frame_app
-    from connectors.modbus.cli import poll_app
-    from connectors.notify.cli import notifier, notify_app
-    from meterflow.accounts_cli import account_app, refund, topup
-    from meterflow.api.cli import api, token_app, user_app
-    from meterflow.broker.cli import broker_app
-    from meterflow.dashboards.cli import dashboards_app
-    from meterflow.db.cli import db_app
-    from meterflow.devices.cli import device_app
-    from meterflow.ops_cli import ops_app
-    from meterflow.outbox_cli import relay
-    from meterflow.reconcile import reconcile_command
-    from meterflow.stack.cli import stack_app
-    from meterflow.topics_cli import topics_app
-    from pipeline.billing.cli import bill
-    from pipeline.cli import worker
+    """Each command lives in meterflow/subcommands/; imported only when the CLI runs."""
+    from meterflow.subcommands.account import account_app, refund, topup
+    from meterflow.subcommands.api import api, token_app, user_app
+    from meterflow.subcommands.bill import bill
+    from meterflow.subcommands.broker import broker_app
+    from meterflow.subcommands.connect import connect_app, dispatch, simulate_app
+    from meterflow.subcommands.dashboards import dashboards_app
+    from meterflow.subcommands.db import db_app
+    from meterflow.subcommands.device import device_app
+    from meterflow.subcommands.frame import frame_app
+    from meterflow.subcommands.notify import notifier, notify_app
+    from meterflow.subcommands.ops import ops_app
+    from meterflow.subcommands.poll import poll_app
+    from meterflow.subcommands.reconcile import reconcile_command
+    from meterflow.subcommands.relay import relay
+    from meterflow.subcommands.stack import stack_app
+    from meterflow.subcommands.topics import topics_app
+    from meterflow.subcommands.worker import worker
 
     groups = {"stack": stack_app, "db": db_app, "account": account_app, "frame": frame_app,
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,

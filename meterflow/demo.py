@@ -27,14 +27,14 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from connectors.dispatch.registry import MeterEntry, load_fleet, upsert_db
-from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
-from meterflow.accounts import open_account
-from meterflow.devices import credentials, gateways
-from meterflow.payments import record_payment
+from connectors.registry import MeterEntry, load_fleet, upsert_db
 from meterflow.settings import Settings
 from meterflow.stack.process import pid_alive, spawn, terminate
 from pipeline.billing import WalletConfig, load_tariff_text
+from services.accounts.spec import AccountSpec, MeterSpec, TariffSpec
+from services.accounts.store import open_account
+from services.devices import credentials, gateways
+from services.payments.store import record_payment
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "pipeline" / "billing" / "examples"
 TARIFF_FOR = {  # profile -> example tariff file

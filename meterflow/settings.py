@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.zones import DEFAULT_REPORT_TIMEZONE, zone
 
 MqttTls = Literal["off", "on", "only"]
 
@@ -129,12 +132,28 @@ class Settings(BaseSettings):
     # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
     notify_config: Path | None = Field(None, description="Notifier configuration YAML")
 
-    # Every long-running service: GET /health on this port (0: none; see meterflow/health.py)
+    # Every long-running service: GET /health on this port (0: none; see runtime/health.py)
     health_port: int = Field(0, ge=0, le=65535, description="Health endpoint port, 0: none")
     health_host: str = Field("0.0.0.0", description="Address the health endpoint binds")
 
+    # Reports: local days and months are the site's (sites.timezone); meters and accounts in
+    # no site use this zone, which `meterflow db migrate` writes for SQL (report_settings)
+    report_timezone: str = Field(
+        DEFAULT_REPORT_TIMEZONE, max_length=64,
+        description="IANA zone of report days for meters and accounts in no site")
+
     # Migrations: the sql/ folder of the checkout unless set (the container image sets it)
     sql_dir: Path | None = Field(None, description="Folder of the numbered SQL migrations")
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") \
+                from None
+        return value
 
     @property
     def bootstrap_servers(self) -> str:

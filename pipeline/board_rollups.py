@@ -3,8 +3,10 @@
 Each sink passes the rows its INSERT actually inserted (``RETURNING``), so a batch written
 again adds nothing: the rollups count every base row once, like ``usage_hourly``. Rows are
 summed here per key (Decimal for money and units) and upserted once per key and batch.
-Periods are local days and months of the reporting time zone and UTC hours, the same as
-``rebuild_board_rollups()`` computes them from the base tables.
+Periods are local days and months of the zone each meter or account reports in (its
+site's, else the default report zone: ``report_zone`` of meter_places and account_places,
+sql/0010_site_time_zones.sql) and UTC hours, the same as ``rebuild_board_rollups()``
+computes them from the base tables.
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-#: The time zone of report days and months (as usage_daily in pipeline/store.py).
-REPORT_TZ = ZoneInfo("Asia/Shanghai")
+from contracts.zones import DEFAULT_REPORT_ZONE, zone
+
 DEFAULT_INTERVAL_S = 900
 
 
-def local_day(ts: datetime) -> datetime:
-    local = ts.astimezone(REPORT_TZ)
-    return datetime(local.year, local.month, local.day, tzinfo=REPORT_TZ)
+def local_day(ts: datetime, tz: ZoneInfo = DEFAULT_REPORT_ZONE) -> datetime:
+    """The start of the local day of ``ts`` in ``tz``, as an instant."""
+    local = ts.astimezone(tz)
+    return datetime(local.year, local.month, local.day, tzinfo=tz)
 
 
-def local_month(ts: datetime) -> datetime:
-    local = ts.astimezone(REPORT_TZ)
-    return datetime(local.year, local.month, 1, tzinfo=REPORT_TZ)
+def local_month(ts: datetime, tz: ZoneInfo = DEFAULT_REPORT_ZONE) -> datetime:
+    """The start of the local month of ``ts`` in ``tz``, as an instant."""
+    local = ts.astimezone(tz)
+    return datetime(local.year, local.month, 1, tzinfo=tz)
 
 
 def utc_hour(ts: datetime) -> datetime:
@@ -40,12 +44,14 @@ def utc_hour(ts: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Place:
-    """Where a meter (or an account) is; '' when it is in no building."""
+    """Where a meter (or an account) is, '' when it is in no building, and the zone it
+    reports in."""
 
     site_id: str = ""
     building_id: str = ""
     commodity: str = ""
     expected_interval_s: int = DEFAULT_INTERVAL_S
+    zone: ZoneInfo = DEFAULT_REPORT_ZONE
 
 
 NOWHERE = Place()
@@ -78,8 +84,8 @@ def usage_sums(lines: Iterable[tuple[str, datetime, str, Decimal, Decimal]],
         if band.startswith("+"):
             continue
         p = places.get(meter, NOWHERE)
-        keys = {"usage_monthly": (meter, local_month(end), band),
-                "usage_daily_building": (local_day(end), p.site_id, p.building_id,
+        keys = {"usage_monthly": (meter, local_month(end, p.zone), band),
+                "usage_daily_building": (local_day(end, p.zone), p.site_id, p.building_id,
                                          p.commodity, band),
                 "usage_hourly_building": (utc_hour(end), p.site_id, p.building_id,
                                           p.commodity)}
@@ -112,23 +118,27 @@ def quality_sums(items: Iterable[tuple[str, datetime, Quality]], places: dict[st
         "quality_daily_building": defaultdict(Quality)}
     for meter, ts, q in items:
         p = places.get(meter, NOWHERE)
-        out["quality_daily"][(meter, local_day(ts))].add(q)
-        out["quality_monthly"][(meter, local_month(ts))].add(q)
-        out["quality_daily_building"][(local_day(ts), p.site_id, p.building_id)].add(q)
+        day = local_day(ts, p.zone)
+        out["quality_daily"][(meter, day)].add(q)
+        out["quality_monthly"][(meter, local_month(ts, p.zone))].add(q)
+        out["quality_daily_building"][(day, p.site_id, p.building_id)].add(q)
     return out
 
 
 # -- database --------------------------------------------------------------------------
 
+#: Every meter asked for gets a row: one no longer in ``meters`` reports nowhere, in the
+#: default report zone.
 PLACES = """
-SELECT meter_id, site_id, building_id, commodity, expected_interval_s
-FROM meter_places WHERE meter_id = ANY(%s)"""
+SELECT m.id, COALESCE(p.site_id, ''), COALESCE(p.building_id, ''), COALESCE(p.commodity, ''),
+       COALESCE(p.expected_interval_s, %s), COALESCE(p.report_zone, default_report_zone())
+FROM unnest(%s::text[]) AS m(id) LEFT JOIN meter_places p ON p.meter_id = m.id"""
 
 
-def meter_places(cur: psycopg.Cursor[Any], meters: Iterable[str]
-                       ) -> dict[str, Place]:
-    cur.execute(PLACES, (sorted(set(meters)),))
-    return {m: Place(s, b, c, i) for m, s, b, c, i in cur.fetchall()}
+def meter_places(cur: psycopg.Cursor[Any], meters: Iterable[str]) -> dict[str, Place]:
+    """Where each meter is and the zone it reports in."""
+    cur.execute(PLACES, (DEFAULT_INTERVAL_S, sorted(set(meters))))
+    return {m: Place(s, b, c, i, zone(z)) for m, s, b, c, i, z in cur.fetchall()}
 
 
 USAGE_UPSERT = {
@@ -151,11 +161,11 @@ def _sum_upsert(table: str, columns: str, conflict: str, sums: Sequence[str],
 
 
 def add_usage(cur: psycopg.Cursor[Any],
-                    fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]) -> None:
+              fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]],
+              places: dict[str, Place]) -> None:
     """Newly inserted rated lines -> usage_monthly and the per-building usage rollups."""
     if not fresh:
         return
-    places = meter_places(cur, (line[0] for line in fresh))
     for table, sums in usage_sums(fresh, places).items():
         columns, conflict = USAGE_UPSERT[table]
         sql = _sum_upsert(table, columns, conflict, ("units", "amount_yuan"))
@@ -173,9 +183,8 @@ QUALITY_UPSERT = {
 }
 
 
-def _add_quality(cur: psycopg.Cursor[Any],
-                       items: Sequence[tuple[str, datetime, Quality]],
-                       places: dict[str, Place]) -> None:
+def _add_quality(cur: psycopg.Cursor[Any], items: Sequence[tuple[str, datetime, Quality]],
+                 places: dict[str, Place]) -> None:
     for table, sums in quality_sums(items, places).items():
         if table == "quality_daily_building":
             params = [(*k, q.readings, q.missed, q.rejected) for k, q in sorted(sums.items())]
@@ -186,7 +195,7 @@ def _add_quality(cur: psycopg.Cursor[Any],
 
 
 def add_accepted(cur: psycopg.Cursor[Any],
-                       fresh: Sequence[tuple[str, datetime, datetime | None]]) -> None:
+                 fresh: Sequence[tuple[str, datetime, datetime | None]]) -> None:
     """Newly inserted readings (meter, ts, start of the interval they close or None)."""
     if not fresh:
         return
@@ -203,8 +212,7 @@ REJECTIONS = _sum_upsert("rejections_daily", "bucket, site_id, building_id, reas
                          "site_id, building_id, reason, bucket", ("rejected",))
 
 
-def add_rejected(cur: psycopg.Cursor[Any],
-                       fresh: Sequence[tuple[str, datetime, str]]) -> None:
+def add_rejected(cur: psycopg.Cursor[Any], fresh: Sequence[tuple[str, datetime, str]]) -> None:
     """Newly inserted rejections (meter, ts, reason)."""
     if not fresh:
         return
@@ -213,34 +221,37 @@ def add_rejected(cur: psycopg.Cursor[Any],
     by_reason: dict[Key, int] = defaultdict(int)
     for meter, ts, reason in fresh:
         p = places.get(meter, NOWHERE)
-        by_reason[(local_day(ts), p.site_id, p.building_id, reason)] += 1
+        by_reason[(local_day(ts, p.zone), p.site_id, p.building_id, reason)] += 1
     cur.executemany(REJECTIONS, [(*k, n) for k, n in sorted(by_reason.items())])
 
 
 LEDGER_DAILY = _sum_upsert("ledger_daily", "bucket, site_id, building_id, kind",
                            "site_id, building_id, kind, bucket", ("amount_fen", "entries"))
 ACCOUNT_PLACES = """
-SELECT account_id, site_id, building_id FROM account_places WHERE account_id = ANY(%s)"""
+SELECT a.id, COALESCE(p.site_id, ''), COALESCE(p.building_id, ''),
+       COALESCE(p.report_zone, default_report_zone())
+FROM unnest(%s::text[]) AS a(id) LEFT JOIN account_places p ON p.account_id = a.id"""
 
 
-def add_ledger(cur: psycopg.Cursor[Any],
-                     fresh: Sequence[tuple[str, datetime, str, int]]) -> None:
-    """Newly inserted ledger entries (account, at, kind, amount_fen) -> ledger_daily."""
+def add_ledger(cur: psycopg.Cursor[Any], fresh: Sequence[tuple[str, datetime, str, int]]
+               ) -> None:
+    """Newly inserted ledger entries (account, at, kind, amount_fen) -> ledger_daily, in
+    the local day of the account's site."""
     if not fresh:
         return
     cur.execute(ACCOUNT_PLACES, (sorted({r[0] for r in fresh}),))
-    where = {a: (s, b) for a, s, b in cur.fetchall()}
+    where = {a: (s, b, zone(z)) for a, s, b, z in cur.fetchall()}
     sums: dict[Key, list[int]] = {}
     for account, at, kind, fen in fresh:
-        site, building = where.get(account, ("", ""))
-        acc = sums.setdefault((local_day(at), site, building, kind), [0, 0])
+        site, building, tz = where[account]
+        acc = sums.setdefault((local_day(at, tz), site, building, kind), [0, 0])
         acc[0] += fen
         acc[1] += 1
     cur.executemany(LEDGER_DAILY, [(*k, f, n) for k, (f, n) in sorted(sums.items())])
 
 
 def inserted(cur: psycopg.Cursor[Any], sql: str,
-                   params: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+             params: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Run ``INSERT ... ON CONFLICT DO NOTHING RETURNING ...`` for each parameter tuple
     and return the rows it inserted (a redelivered row returns nothing)."""
     if not params:

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 import psycopg
 from confluent_kafka import Producer
 
-from pipeline import messages, topics
+from contracts import messages, topics
+from contracts.clock import Clock as Now
+from contracts.clock import utc_now
 
 log = logging.getLogger("meterflow.clock")
 LOCK_KEY = 0x6D66636C6F636B  # "mfclock"
-Now = Callable[[], datetime]
 
 SILENT_METERS = """
 SELECT s.meter_id FROM meter_seen s JOIN meters m USING (meter_id)
@@ -48,9 +47,6 @@ WHERE b.wake_at <= %(now)s
        AND (b.deferred_until IS NULL OR b.deferred_until <= %(now)s))
 """
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def producer(bootstrap: str) -> Producer:

@@ -21,16 +21,18 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from pipeline import messages, topics
+from contracts import messages, topics
+from contracts.commands import Ack
+from contracts.ids import charge_id
+from contracts.messages import Payload
+from contracts.raw_reading import BANDS, RawReading
+from pipeline import payloads
 from pipeline.billing import TariffBook, TierState, rate, recent
 from pipeline.billing.bill import scaled_usage
 from pipeline.billing.errors import RatingError
-from pipeline.billing.ids import charge_id
 from pipeline.billing.reading import Reading
 from pipeline.billing.validation import Accepted, Interval, MeterState, Rejected, validate
 from pipeline.configuration import MeterSetup
-from pipeline.messages import CommandAck, Payload
-from pipeline.raw_reading import BANDS, RawReading
 from pipeline.records import MeterRecord
 
 UNKNOWN_METER = "unknown_meter"
@@ -58,7 +60,7 @@ def on_reading(record: MeterRecord | None, reading: RawReading, raw: bytes,
                    {b: v for b in BANDS if (v := getattr(reading, b)) is not None})
     if setup is None or setup.removed:
         unknown = Rejected(core, UNKNOWN_METER, "no configuration: open it on an account")
-        return record, [out(topics.REJECTED_READINGS, meter, messages.rejected(unknown, raw))]
+        return record, [out(topics.REJECTED_READINGS, meter, payloads.rejected(unknown, raw))]
     if record is None:
         record = MeterRecord(MeterState(meter))
     if recent.verdict(record.recent, core) is not None:
@@ -67,13 +69,13 @@ def on_reading(record: MeterRecord | None, reading: RawReading, raw: bytes,
     if isinstance(outcome, Rejected):
         seen = recent.remember(record.recent, core, outcome.reason)
         return msgspec.structs.replace(record, recent=seen), [
-            out(topics.REJECTED_READINGS, meter, messages.rejected(outcome, raw))]
+            out(topics.REJECTED_READINGS, meter, payloads.rejected(outcome, raw))]
     if not isinstance(outcome, Accepted):  # an idempotent duplicate: nothing to do
         return record, []
-    outs = [out(topics.ACCEPTED_READINGS, meter, messages.accepted(reading, outcome.interval))]
+    outs = [out(topics.ACCEPTED_READINGS, meter, payloads.accepted(reading, outcome.interval))]
     if record.offline:
         outs.append(out(topics.METER_EVENTS, meter,
-                        messages.meter_event(meter, "online", reading.ts, "reading received")))
+                        payloads.meter_event(meter, "online", reading.ts, "reading received")))
     tiers = record.tiers
     interval = outcome.interval
     if interval is not None:
@@ -90,14 +92,14 @@ def _rate(meter: str, interval: Interval, setup: MeterSetup, book: TariffBook | 
     if book is None or setup.account_id is None:
         why = "no tariff" if book is None else "no account"
         return tiers, out(topics.METER_EVENTS, meter,
-                          messages.meter_event(meter, "unrated", end, why))
+                          payloads.meter_event(meter, "unrated", end, why))
     usage = scaled_usage(start, end, interval.units, interval.band_units, setup.multiplier)
     try:
         after, rating = rate(book, tiers, usage)
     except RatingError as exc:
         return tiers, out(topics.METER_EVENTS, meter,
-                          messages.meter_event(meter, "unrated", end, str(exc)))
-    body = messages.rated(charge_id(meter, end), meter, setup.account_id, rating)
+                          payloads.meter_event(meter, "unrated", end, str(exc)))
+    body = payloads.rated(charge_id(meter, end), meter, setup.account_id, rating)
     return after, out(topics.RATED_INTERVALS, setup.account_id, body)
 
 
@@ -117,17 +119,18 @@ def on_tick(record: MeterRecord | None, now: datetime, setup: MeterSetup | None
     if now <= overdue:
         return record, []
     meter = setup.meter_id
-    event = messages.meter_event(meter, "offline", overdue,
+    event = payloads.meter_event(meter, "offline", overdue,
                                  f"no reading since {last.ts.isoformat()}")
     return msgspec.structs.replace(record, offline=True), [
         out(topics.METER_EVENTS, meter, event)]
 
 
-def on_ack(ack: CommandAck, setup: MeterSetup | None) -> list[Out]:
+def on_ack(ack: Ack, setup: MeterSetup | None) -> list[Out]:
     """A command's final acknowledgement, forwarded to the meter's account (the wallet
     issues a command again when it expired or failed while the decision stands)."""
     if setup is None or setup.account_id is None:
         return []  # no account follows this meter's commands (an operator's own command)
-    signal = messages.WalletSignal(kind="command_outcome", at=ack.at, command_id=ack.command_id,
-                                   meter_id=ack.meter_id, status=ack.status, detail=ack.detail)
+    signal = messages.WalletSignal(kind="command_outcome", at=ack.at.isoformat(),
+                                   command_id=ack.command_id, meter_id=ack.meter_id,
+                                   status=ack.status, detail=ack.detail)
     return [out(topics.WALLET_SIGNALS, setup.account_id, signal)]

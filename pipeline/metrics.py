@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from pipeline import topics
+from contracts import topics
 
 log = logging.getLogger("meterflow.pipeline")
 PROJECT_TOPICS = frozenset(spec.name for spec in topics.TOPICS)

@@ -21,32 +21,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from quixstreams import Application, State, message_context
 from quixstreams.models import SerializationContext, Serializer, TopicConfig
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from pipeline import meter_stage, records, topics, wallet_stage
-from pipeline.billing.supply import CommandPolicy
-from pipeline.config_source import ConfigSource
-from pipeline.dead_letter import DeadLetter
-from pipeline.messages import (
-    CommandAck,
-    MessageError,
+from contracts import topics
+from contracts.clock import Clock, utc_now
+from contracts.commands import parse_ack
+from contracts.dead_letter import DeadLetter
+from contracts.errors import PayloadError
+from contracts.messages import (
     MeterTick,
     PaymentMessage,
     RatedInterval,
     WalletSignal,
     read,
 )
+from contracts.raw_reading import parse_raw_reading
+from pipeline import meter_stage, records, wallet_stage
+from pipeline.billing.supply import CommandPolicy
+from pipeline.config_source import ConfigSource
 from pipeline.meter_stage import Out
-from pipeline.raw_reading import PayloadError, parse_raw_reading
 from pipeline.worker_settings import WorkerSettings
 
 log = logging.getLogger("meterflow.pipeline")
-Clock = Callable[[], datetime]
 STATE = b"r"  # the one state key per message key: the stage's record
 #: Longest wait of one consumer poll. Concatenated topics are read through the engine's
 #: time-aligning buffer, whose poll waits for a full batch or this long: the default
@@ -72,9 +73,6 @@ OUTPUTS = (topics.ACCEPTED_READINGS, topics.REJECTED_READINGS, topics.RATED_INTE
            topics.METER_EVENTS, topics.WALLET_SIGNALS, topics.LEDGER, topics.BALANCES,
            topics.ALARMS, topics.COMMANDS, topics.DEAD_LETTERS)
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _raw(value: bytes) -> bytes:
@@ -113,7 +111,7 @@ def guarded(step: Step, value: bytes, key: bytes | None, timestamp: int,
     topic = message_context().topic
     try:
         return step(topic, value, key, timestamp, state)
-    except (PayloadError, MessageError, wallet_stage.InputError) as exc:
+    except PayloadError as exc:
         return [dead_letter(STAGE_OF[topic], exc.reason, value, key, timestamp)]
     except Exception as exc:  # a bug must cost one message, never the worker
         log.exception("stage failed on %s", topic)
@@ -139,11 +137,11 @@ class Stages:
                state: State) -> list[Out]:
         meter = (key or b"").decode(errors="replace")
         if topic == topics.COMMAND_ACKS:
-            ack = read(CommandAck, value)
+            ack = parse_ack(value)
             return meter_stage.on_ack(ack, self.config.meter_or_reload(ack.meter_id,
                                                                        timestamp / 1000))
         if not meter:
-            raise MessageError("message has no key (the meter id)")
+            raise PayloadError("message has no key (the meter id)")
         record = records.meter_record(state.get(STATE))
         if topic == topics.METER_TICKS:
             tick = read(MeterTick, value)
@@ -153,7 +151,7 @@ class Stages:
             reading = parse_raw_reading(value)
             if reading.meter_id != meter:
                 # Per-meter state lives in the key's partition: a wrong key would split it.
-                raise MessageError(f"message key {meter!r} is not the meter id "
+                raise PayloadError(f"message key {meter!r} is not the meter id "
                                    f"{reading.meter_id!r}")
             setup = self.config.meter_or_reload(meter, timestamp / 1000)
             book = self.config.book(setup.tariff_id if setup else None)
@@ -173,10 +171,10 @@ class Stages:
                  state: State) -> list[Out]:
         account = (key or b"").decode(errors="replace")
         if not account:
-            raise MessageError("message has no key (the account id)")
+            raise PayloadError("message has no key (the account id)")
         setup = self.config.account_or_reload(account, timestamp / 1000)
         if setup is None:
-            raise MessageError(f"unknown account {account!r}")
+            raise PayloadError(f"unknown account {account!r}")
         record = records.wallet_record(state.get(STATE))
         now = self.clock()
         if topic == topics.RATED_INTERVALS:
@@ -185,7 +183,7 @@ class Stages:
         elif topic == topics.PAYMENTS:
             payment = read(PaymentMessage, value)
             if payment.account_id != account:
-                raise MessageError(f"message key {account!r} is not the account id "
+                raise PayloadError(f"message key {account!r} is not the account id "
                                    f"{payment.account_id!r}")
             after, outs = wallet_stage.on_payment(record, payment, setup, now, self.policy)
         else:
@@ -209,11 +207,7 @@ def build(settings: WorkerSettings, config: ConfigSource, clock: Clock = utc_now
         max_partition_buffer_size=BUFFER_PER_PARTITION,
         state_dir=str(settings.state_dir / "streams"),
         rocksdb_options=RocksDBOptions(dumps=_raw, loads=_raw),
-        consumer_extra_config={
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 4),
-            "fetch.wait.max.ms": FETCH_WAIT_MS,
-        },
+        consumer_extra_config=settings.consumer_config(**{"fetch.wait.max.ms": FETCH_WAIT_MS}),
         producer_extra_config={"linger.ms": 5},
         on_message_processed=on_message,
         loglevel=None,
@@ -244,7 +238,7 @@ def build(settings: WorkerSettings, config: ConfigSource, clock: Clock = utc_now
 
 
 def _config(app: Application, spec: topics.TopicSpec, settings: WorkerSettings) -> TopicConfig:
-    """The topic's configuration as `meterflow topics create` makes it (pipeline/topics.py),
+    """The topic's configuration as `meterflow topics create` makes it (contracts/topics.py),
     so an engine that creates a missing topic creates the same one."""
     return TopicConfig(num_partitions=spec.partitions or settings.topic_partitions,
                        replication_factor=settings.topic_replication,

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from contracts.money import parse_fraction
 from pipeline.billing.supply import Supply
 from pipeline.billing.tier_state import TierState
 from pipeline.billing.validation import MeterState
@@ -82,7 +83,7 @@ def _enc_hook(value: Any) -> Any:
 
 def _dec_hook(kind: type, value: Any) -> Any:
     if kind is Fraction and isinstance(value, str):
-        return Fraction(value)
+        return parse_fraction(value)
     raise NotImplementedError(f"cannot decode {kind!r}")
 
 

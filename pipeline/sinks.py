@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -26,22 +27,23 @@ from quixstreams import Application
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BaseSink, SinkBackpressureError
 
-from pipeline import metrics, store, topics
-from pipeline.dead_letter import DeadLetter
-from pipeline.messages import (
+from contracts import topics
+from contracts.commands import parse_ack, parse_command
+from contracts.dead_letter import DeadLetter
+from contracts.errors import PayloadError
+from contracts.messages import (
     AcceptedReading,
     AlarmMessage,
     BalanceMessage,
-    CommandAck,
-    CommandMessage,
     LedgerMessage,
-    MessageError,
     MeterEvent,
     RatedInterval,
     RejectedReading,
     read,
 )
+from pipeline import metrics, store
 from pipeline.worker_settings import WorkerSettings
+from runtime.consumer import Record
 
 log = logging.getLogger("meterflow.sinks")
 
@@ -53,36 +55,30 @@ RETRY_AFTER_S = 2.0
 
 @dataclass(frozen=True)
 class Table:
-    """How one topic lands: its payload type and its writer."""
+    """How one topic lands: the reader of its payload (contracts/) and its writer."""
 
-    kind: type[Any] | None  # None: dead letters (pipeline/dead_letter.py)
+    read: Callable[[bytes | None], Any]
     writer: Callable[[psycopg.Connection, Sequence[Any]], None]
+
+
+def _dead_letter(raw: bytes | None) -> DeadLetter:
+    return DeadLetter.from_json(raw or b"")
 
 
 #: In the order they are written at each commit: the balance last, so that a balance seen
 #: in the database comes with the ledger entries and alarms behind it.
 TABLES: dict[str, Table] = {
-    topics.ACCEPTED_READINGS: Table(AcceptedReading, store.write_accepted),
-    topics.REJECTED_READINGS: Table(RejectedReading, store.write_rejected),
-    topics.RATED_INTERVALS: Table(RatedInterval, store.write_rated),
-    topics.LEDGER: Table(LedgerMessage, store.write_ledger),
-    topics.ALARMS: Table(AlarmMessage, store.write_alarms),
-    topics.COMMANDS: Table(CommandMessage, store.write_commands),
-    topics.COMMAND_ACKS: Table(CommandAck, store.write_acks),
-    topics.METER_EVENTS: Table(MeterEvent, store.write_meter_events),
-    topics.DEAD_LETTERS: Table(None, store.write_dead_letters),
-    topics.BALANCES: Table(BalanceMessage, store.write_balances),
+    topics.ACCEPTED_READINGS: Table(partial(read, AcceptedReading), store.write_accepted),
+    topics.REJECTED_READINGS: Table(partial(read, RejectedReading), store.write_rejected),
+    topics.RATED_INTERVALS: Table(partial(read, RatedInterval), store.write_rated),
+    topics.LEDGER: Table(partial(read, LedgerMessage), store.write_ledger),
+    topics.ALARMS: Table(partial(read, AlarmMessage), store.write_alarms),
+    topics.COMMANDS: Table(parse_command, store.write_commands),
+    topics.COMMAND_ACKS: Table(parse_ack, store.write_acks),
+    topics.METER_EVENTS: Table(partial(read, MeterEvent), store.write_meter_events),
+    topics.DEAD_LETTERS: Table(_dead_letter, store.write_dead_letters),
+    topics.BALANCES: Table(partial(read, BalanceMessage), store.write_balances),
 }
-
-
-@dataclass(frozen=True)
-class Record:
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
 
 
 class Connection:
@@ -118,7 +114,7 @@ class TableSink(BaseSink):
 
     def add(self, value: Any, key: Any, timestamp: int, headers: HeadersTuples, topic: str,
             partition: int, offset: int) -> None:
-        self._records.append(Record(value, key, topic, partition, offset, timestamp))
+        self._records.append(Record(topic, partition, offset, key, value, timestamp))
 
     def on_paused(self) -> None:
         self._records.clear()  # the engine seeks back to the last commit and reads again
@@ -146,11 +142,8 @@ class TableSink(BaseSink):
         bad: list[tuple[Record, str]] = []
         for record in records:
             try:
-                if self.table.kind is None:
-                    rows.append((record, DeadLetter.from_json(record.value or b"")))
-                else:
-                    rows.append((record, read(self.table.kind, record.value)))
-            except MessageError as exc:
+                rows.append((record, self.table.read(record.value)))
+            except PayloadError as exc:
                 bad.append((record, f"unreadable: {exc.reason}"))
             except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
                 bad.append((record, f"unreadable: {exc}"))
@@ -172,7 +165,7 @@ class TableSink(BaseSink):
 
     def _dead_letters(self, bad: list[tuple[Record, str]]) -> None:
         for record, reason in bad:
-            if self.table.kind is None:  # a dead letter we cannot read: keep it whole
+            if self.topic == topics.DEAD_LETTERS:  # a dead letter we cannot read: keep it whole
                 letter = DeadLetter.from_kafka(
                     stage="dead-letter-sink", reason=reason, topic=record.topic,
                     partition=record.partition, offset=record.offset,
@@ -198,17 +191,12 @@ def build(settings: WorkerSettings,
         processing_guarantee="at-least-once",
         auto_offset_reset="earliest",
         commit_interval=settings.sink_commit_interval_s,
-        consumer_extra_config={
-            "session.timeout.ms": int(settings.session_timeout_s * 1000),
-            "heartbeat.interval.ms": int(settings.session_timeout_s * 1000 / 4),
-            "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 100,
-            # Small fetches, taken in turn from every partition: with the client's defaults
-            # (1 MB per partition, 64 MB queued) a backlog of readings fills the queue and the
-            # balances produced meanwhile wait behind it for tens of seconds.
-            "max.partition.fetch.bytes": 65536,
-            "queued.max.messages.kbytes": 2048,
-        },
+        # Small fetches, taken in turn from every partition: with the client's defaults
+        # (1 MB per partition, 64 MB queued) a backlog of readings fills the queue and the
+        # balances produced meanwhile wait behind it for tens of seconds.
+        consumer_extra_config=settings.consumer_config(**{
+            "isolation.level": "read_committed", "fetch.wait.max.ms": 100,
+            "max.partition.fetch.bytes": 65536, "queued.max.messages.kbytes": 2048}),
         use_changelog_topics=False,
         state_dir=str(settings.state_dir / "streams"),
         on_message_processed=on_message,

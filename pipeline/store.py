@@ -12,27 +12,26 @@ for the clock (pipeline/clock.py) and the monitoring views.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
-from pipeline import board_rollups
-from pipeline.dead_letter import DeadLetter
-from pipeline.messages import (
+from contracts.bands import BANDS
+from contracts.commands import Ack, Command
+from contracts.dead_letter import DeadLetter
+from contracts.messages import (
     AcceptedReading,
     AlarmMessage,
     BalanceMessage,
-    CommandAck,
-    CommandMessage,
     LedgerMessage,
     MeterEvent,
     RatedInterval,
     RejectedReading,
 )
+from pipeline import board_rollups
 
 #: The staging tables, created once per connection, emptied at every commit.
 STAGING = {
@@ -93,8 +92,7 @@ def write_accepted(conn: psycopg.Connection, rows: Sequence[AcceptedReading]) ->
     """Readings, the board rollups of the new ones, and each meter's newest reading."""
     with conn.transaction(), conn.cursor() as cur:
         _copy(cur, "stage_readings", (
-            (r.meter_id, r.ts, r.value, r.unit, *(r.registers.get(b) for b in
-                                                 ("sharp", "peak", "flat", "valley")),
+            (r.meter_id, r.ts, r.value, r.unit, *(r.registers.get(b) for b in BANDS),
              r.source, None if r.interval is None else r.interval.start) for r in rows))
         cur.execute("""
             WITH fresh AS (
@@ -136,8 +134,6 @@ SET units = {table}.units + excluded.units, amount_yuan = {table}.amount_yuan + 
 """
 HOURLY = ROLLUP.format(table="usage_hourly")
 DAILY = ROLLUP.format(table="usage_daily")
-#: The day of a rollup is the local day of the sites (the default site time zone, 0004).
-REPORT_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def _lines(r: RatedInterval) -> list[tuple[Any, ...]]:
@@ -150,13 +146,16 @@ def _lines(r: RatedInterval) -> list[tuple[Any, ...]]:
             for n, (band, step, units, amount) in enumerate(rows)]
 
 
-def rollups(fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]
+def rollups(fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]],
+            places: Mapping[str, board_rollups.Place] | None = None
             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Hourly and daily rollup increments of newly inserted lines, summed per bucket.
 
-    A rated interval counts in the hour (UTC) and the day (``REPORT_ZONE``) in which it
-    ends. Surcharges are money only in rated_lines, not band units, so they are left out.
+    A rated interval counts in the hour (UTC) and the day in which it ends, local to the
+    zone its meter reports in (``places``; a meter not there: the default report zone).
+    Surcharges are money only in rated_lines, not band units, so they are left out.
     """
+    places = places or {}
     hourly: dict[tuple[str, datetime, str], tuple[Decimal, Decimal]] = {}
     daily: dict[tuple[str, date, str], tuple[Decimal, Decimal]] = {}
     zero = (Decimal(0), Decimal(0))
@@ -164,7 +163,8 @@ def rollups(fresh: Sequence[tuple[str, datetime, str, Decimal, Decimal]]
         if band.startswith("+"):
             continue
         hour = (meter, end.astimezone(UTC).replace(minute=0, second=0, microsecond=0), band)
-        day = (meter, end.astimezone(REPORT_ZONE).date(), band)
+        tz = places.get(meter, board_rollups.NOWHERE).zone
+        day = (meter, end.astimezone(tz).date(), band)
         hourly[hour] = (hourly.get(hour, zero)[0] + units, hourly.get(hour, zero)[1] + amount)
         daily[day] = (daily.get(day, zero)[0] + units, daily.get(day, zero)[1] + amount)
     return ([(*key, *sums) for key, sums in sorted(hourly.items())],
@@ -184,11 +184,14 @@ def write_rated(conn: psycopg.Connection, rows: Sequence[RatedInterval]) -> None
             SELECT * FROM stage_lines ON CONFLICT (interval_id, line, end_ts) DO NOTHING
             RETURNING meter_id, end_ts, coalesce(band, ''), units, amount_yuan""")
         fresh = _fetch_all(cur)
-        hourly, daily = rollups(fresh)
+        if not fresh:
+            return
+        places = board_rollups.meter_places(cur, {line[0] for line in fresh})
+        hourly, daily = rollups(fresh, places)
         if hourly:
             cur.executemany(HOURLY, hourly)
             cur.executemany(DAILY, daily)
-        board_rollups.add_usage(cur, fresh)  # the board rollups (sql/0006_boards.sql)
+        board_rollups.add_usage(cur, fresh, places)  # the board rollups (sql/0006, 0010)
 
 
 def write_ledger(conn: psycopg.Connection, rows: Sequence[LedgerMessage]) -> None:
@@ -234,7 +237,7 @@ def write_alarms(conn: psycopg.Connection, rows: Sequence[AlarmMessage]) -> None
                     "ON CONFLICT (alarm_id, at) DO NOTHING")
 
 
-def write_commands(conn: psycopg.Connection, rows: Sequence[CommandMessage]) -> None:
+def write_commands(conn: psycopg.Connection, rows: Sequence[Command]) -> None:
     with conn.transaction(), conn.cursor() as cur:
         _copy(cur, "stage_commands", ((r.command_id, r.issued_at, r.meter_id, r.action,
                                        r.deadline, r.reason) for r in rows))
@@ -247,7 +250,7 @@ def write_commands(conn: psycopg.Connection, rows: Sequence[CommandMessage]) -> 
             ON CONFLICT (command_id, issued_at) DO NOTHING""")
 
 
-def write_acks(conn: psycopg.Connection, rows: Sequence[CommandAck]) -> None:
+def write_acks(conn: psycopg.Connection, rows: Sequence[Ack]) -> None:
     with conn.transaction(), conn.cursor() as cur:
         _copy(cur, "stage_acks", ((r.command_id, r.at, r.meter_id, r.status, r.detail,
                                    r.attempts) for r in rows))

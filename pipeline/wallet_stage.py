@@ -23,9 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pipeline import messages, topics
+from contracts import messages, topics
+from contracts.errors import PayloadError
+from contracts.messages import PaymentMessage, RatedInterval, WalletSignal
+from contracts.money import parse_decimal
+from pipeline import payloads
 from pipeline.billing import WalletState, apply, open_account, tick
-from pipeline.billing.money import parse_decimal
 from pipeline.billing.supply import (
     CommandNotice,
     CommandOutcome,
@@ -52,19 +55,10 @@ from pipeline.billing.wallet_model import (
     TopUp,
 )
 from pipeline.configuration import AccountSetup
-from pipeline.messages import PaymentMessage, RatedInterval, WalletSignal
 from pipeline.meter_stage import Out, out
 from pipeline.records import WalletRecord, WalletSnapshot
 
 PAYMENT_KINDS = ("topup", "refund", "adjustment")
-
-
-class InputError(ValueError):
-    """An input the wallet cannot apply; ``reason`` names the field and the problem."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +81,9 @@ def _instant(text: str, field: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise InputError(f"field {field}: {text!r} is not an ISO 8601 instant") from None
+        raise PayloadError(f"field {field}: {text!r} is not an ISO 8601 instant") from None
     if value.tzinfo is None:
-        raise InputError(f"field {field}: {text!r} has no UTC offset")
+        raise PayloadError(f"field {field}: {text!r} has no UTC offset")
     return value
 
 
@@ -100,7 +94,7 @@ def on_charge(record: WalletRecord | None, rated: RatedInterval, setup: AccountS
     try:
         cost = parse_decimal(rated.cost)
     except ValueError as exc:
-        raise InputError(f"field cost: {exc}") from None
+        raise PayloadError(f"field cost: {exc}") from None
     charge = Charge(rated.interval_id, rated.meter_id, cost, end)
     return _apply(_start(record, setup), charge, setup, now, end, rated.meter_id, policy)
 
@@ -118,7 +112,7 @@ def on_payment(record: WalletRecord | None, payment: PaymentMessage, setup: Acco
     elif payment.kind == "adjustment":
         command = Adjustment(key, amount, payment.note or "adjustment")
     else:
-        raise InputError(f"field kind: {payment.kind!r} is not one of {', '.join(PAYMENT_KINDS)}")
+        raise PayloadError(f"field kind: {payment.kind!r} is not one of {', '.join(PAYMENT_KINDS)}")
     return _apply(_start(record, setup), command, setup, now, at, None, policy)
 
 
@@ -133,13 +127,13 @@ def on_signal(record: WalletRecord | None, signal: WalletSignal, setup: AccountS
         wallet, results = tick(wallet, now)
     elif signal.kind == "command_outcome":
         if not (signal.command_id and signal.meter_id and signal.status):
-            raise InputError("a command outcome needs command_id, meter_id and status")
+            raise PayloadError("a command outcome needs command_id, meter_id and status")
         outcome = CommandOutcome(signal.command_id, signal.meter_id, signal.status,
                                  _instant(signal.at, "at"), signal.detail)
         supply, notices = record_outcome(supply, outcome, wallet.supply == CONNECTED, now,
                                          policy)
     else:
-        raise InputError(f"field kind: {signal.kind!r} is not tick or command_outcome")
+        raise PayloadError(f"field kind: {signal.kind!r} is not tick or command_outcome")
     return _finish(current, wallet, supply, results, notices, setup, now, None, policy)
 
 
@@ -161,23 +155,24 @@ def _finish(before: Account, wallet: WalletState, supply: Supply,
     made: list[tuple[MeterCommand, str]] = []
     for result in results:
         if isinstance(result, LedgerEntry):
-            outs.append(out(topics.LEDGER, key, messages.ledger(result, meter_id)))
+            outs.append(out(topics.LEDGER, key, payloads.ledger(result, meter_id)))
         elif isinstance(result, LowBalanceAlarm):
-            outs.append(out(topics.ALARMS, key, messages.low_balance(result)))
+            outs.append(out(topics.ALARMS, key, payloads.low_balance(result)))
         elif isinstance(result, SupplyDecision):
-            outs.append(out(topics.ALARMS, key, messages.supply(result)))
+            outs.append(out(topics.ALARMS, key, payloads.supply(result)))
             if result.action in ("disconnect", "reconnect"):
                 supply, sent = issue(supply, result.action, result.decision_id, setup.meters,
                                      now, policy)
                 made += [(c, result.reason) for c in sent]
         elif isinstance(result, Refusal):
-            outs.append(out(topics.ALARMS, key, messages.refusal(result, now)))
+            outs.append(out(topics.ALARMS, key, payloads.refusal(result, now)))
     for notice in notices:
         outs.append(out(topics.ALARMS, key,
-                        messages.command_notice(key, notice, wallet.balance_fen)))
+                        payloads.command_notice(key, notice, wallet.balance_fen)))
     supply, again = due_again(supply, wallet.supply == CONNECTED, now, policy)
     made += [(c, f"issued again (attempt {c.attempt})") for c in again]
-    outs += [out(topics.COMMANDS, c.meter_id, messages.command(c, reason)) for c, reason in made]
+    outs += [Out(topics.COMMANDS, c.meter_id, payloads.command(c, reason).to_json())
+             for c, reason in made]
     after = Account(wallet, supply)
     if _shown(before, after):
         outs.append(out(topics.BALANCES, key, balance(after, now)))

@@ -7,7 +7,7 @@
 * ``all``: both, as two child processes of this one, which watches them and stops both
   when either ends or when it is asked to stop.
 
-Each process answers ``GET /health`` (meterflow/health.py): ``ready`` once its consumer
+Each process answers ``GET /health`` (runtime/health.py): ``ready`` once its consumer
 holds partitions and has restored their state. SIGTERM stops the engine at its next
 message: it commits what it processed and leaves the consumer group, so its partitions
 move at once (docs/operations.md, stopping).

@@ -38,3 +38,9 @@ class WorkerSettings:
     @property
     def sink_group(self) -> str:
         return f"{self.group}-sink"
+
+    def consumer_config(self, **extra: object) -> dict[str, object]:
+        """The consumer settings of both roles: how soon a silent worker's partitions move
+        (the session timeout, heartbeats four times in it), and the role's own."""
+        return {"session.timeout.ms": int(self.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(self.session_timeout_s * 1000 / 4), **extra}

@@ -29,6 +29,7 @@ packages=(
   mosquitto mosquitto-clients kcat
   openjdk-17-jre-headless maven
   python3 python3-venv python3-dev
+  chromium fonts-noto-cjk
   ca-certificates
 )
 missing=()

@@ -35,7 +35,7 @@ ALTER TABLE accounts
 -- Top-ups, refunds and adjustments as operators asked for them. The idempotency key makes
 -- a repeated request return the first result; request_hash refuses a repeat with another
 -- body. Written in the same transaction as its outbox row, before it is acknowledged.
--- request_hash: sha256 hex of the canonical request (meterflow/payment_request.py; contracts).
+-- request_hash: sha256 hex of the canonical request (services/payments/request.py; contracts).
 CREATE TABLE payments (
     payment_id      text PRIMARY KEY,
     idempotency_key text NOT NULL UNIQUE CHECK (idempotency_key ~ '^[A-Za-z0-9._:-]{1,128}$'),
@@ -50,7 +50,7 @@ CREATE TABLE payments (
 CREATE INDEX payments_account_idx ON payments (account_id, created_at);
 
 -- Messages committed with the change they announce; `meterflow relay` publishes them in id
--- order and sets published_at only after the broker acknowledged (meterflow/outbox.py).
+-- order and sets published_at only after the broker acknowledged (services/outbox.py).
 CREATE TABLE outbox (
     id           bigserial PRIMARY KEY,
     topic        text NOT NULL,

@@ -52,7 +52,7 @@ ALTER TABLE meters ADD COLUMN gateway_id text REFERENCES mqtt_gateways (gateway_
 CREATE INDEX meters_gateway_idx ON meters (gateway_id) WHERE gateway_id IS NOT NULL;
 
 -- One MQTT credential per meter or gateway; a rotation revokes the old row and adds a new
--- one. Only the PBKDF2-HMAC-SHA512 hash is stored (meterflow/broker/passwords.py): the
+-- one. Only the PBKDF2-HMAC-SHA512 hash is stored (services/devices/passwords.py): the
 -- password itself is shown once, when it is made.
 CREATE TABLE device_credentials (
     credential_id bigserial PRIMARY KEY,

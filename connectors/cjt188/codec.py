@@ -25,11 +25,12 @@ from connectors.cjt188.messages import (
     decode_body,
     encode_body,
 )
+from connectors.codec_envelope import ControlCode
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
 
 
 @dataclass(frozen=True)
-class Frame:
+class Frame(ControlCode):
     """A decoded CJ/T 188 frame: meter type, address, control code and body."""
 
     meter_type: int
@@ -38,18 +39,6 @@ class Frame:
     body: Body
     #: the frame bytes as received (from 0x68 to 0x16), empty when built locally
     raw: bytes = field(default=b"", compare=False, repr=False)
-
-    @property
-    def direction(self) -> str:
-        return "response" if self.control & 0x80 else "request"
-
-    @property
-    def abnormal(self) -> bool:
-        return bool(self.control & 0x40)
-
-
-def _tz(tz: tzinfo | None, quirks: CodecQuirks) -> tzinfo:
-    return quirks.meter_tz if tz is None else tz
 
 
 def decode(
@@ -60,7 +49,7 @@ def decode(
     ``tz`` is the zone of the meter clock (default ``quirks.meter_tz``).
     """
     link = decode_link(raw, quirks=quirks)
-    body = decode_body(link, _tz(tz, quirks))
+    body = decode_body(link, quirks.clock_zone(tz))
     return Frame(link.meter_type, link.address, link.control, body, strip_preamble(bytes(raw)))
 
 
@@ -83,7 +72,7 @@ def _encode(
     tz: tzinfo | None,
     quirks: CodecQuirks,
 ) -> bytes:
-    control, data = encode_body(body, _tz(tz, quirks), quirks)
+    control, data = encode_body(body, quirks.clock_zone(tz), quirks)
     link = LinkFrame(meter_type, address, control, data)
     return encode_link(link, preamble=preamble, quirks=quirks)
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 from connectors.codec_bcd import digits_to_le, le_to_digits
 from connectors.codec_envelope import (
     END,
     START,
     WAKEUP,
+    ControlCode,
     checked_frame,
     checksum,
     verify_end,
@@ -37,8 +39,6 @@ HEADER_LEN = 11  # 68 T A0..A6 C L
 MIN_FRAME_LEN = HEADER_LEN + 2
 BROADCAST = "AAAAAAAAAAAAAA"
 
-DIRECTION_BIT = 0x80
-ABNORMAL_BIT = 0x40
 FUNCTION_MASK = 0x3F
 
 
@@ -73,25 +73,15 @@ def decode_address(raw: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class LinkFrame:
+class LinkFrame(ControlCode):
     """One CJ/T 188 frame: meter type, address, control code and DATA."""
+
+    FUNCTION_MASK: ClassVar[int] = FUNCTION_MASK
 
     meter_type: int
     address: str
     control: int
     data: bytes
-
-    @property
-    def from_meter(self) -> bool:
-        return bool(self.control & DIRECTION_BIT)
-
-    @property
-    def abnormal(self) -> bool:
-        return bool(self.control & ABNORMAL_BIT)
-
-    @property
-    def function(self) -> int:
-        return self.control & FUNCTION_MASK
 
 
 def encode_link(

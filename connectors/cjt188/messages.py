@@ -18,7 +18,7 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 
-from connectors.cjt188.frame import ABNORMAL_BIT, DIRECTION_BIT, Function, LinkFrame
+from connectors.cjt188.frame import Function, LinkFrame
 from connectors.cjt188.identifiers import (
     DI_METERING,
     DI_VALVE,
@@ -35,6 +35,7 @@ from connectors.cjt188.identifiers import (
     unit_code,
     unit_name,
 )
+from connectors.codec_envelope import ABNORMAL_BIT, DIRECTION_BIT
 from connectors.codec_errors import Cjt188Error, ErrorKind
 from connectors.codec_quirks import CodecQuirks
 

@@ -13,15 +13,15 @@ import asyncio
 import re
 from typing import Any, Literal, Protocol
 
-from connectors.dispatch.commands import Command
 from connectors.dispatch.policy import Outcome
-from connectors.dispatch.registry import MeterEntry
 from connectors.modbus import ModbusPoller, ReadFailure, RelayNotSupported, TcpEndpoint
 from connectors.modbus.errors import MapError
-from connectors.transport.framed import BusPool
-from connectors.transport.modbus import modbus_meter
-from connectors.transport.protocols import FRAME_PROTOCOLS, is_corrupt
-from connectors.transport.tcpbus import Unreachable
+from connectors.polling.framed import BusPool
+from connectors.polling.modbus import modbus_meter
+from connectors.polling.protocols import FRAME_PROTOCOLS, is_corrupt
+from connectors.polling.tcpbus import Unreachable
+from connectors.registry import MeterEntry
+from contracts.commands import Command
 
 Result = tuple[Outcome, str]
 

@@ -21,23 +21,21 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from connectors.dispatch.commands import Ack, identify, parse_command
 from connectors.dispatch.delivery import Deliverers
-from connectors.dispatch.kafka_io import Record
 from connectors.dispatch.offsets import OffsetTracker
 from connectors.dispatch.policy import CommandState, Final, Outcome, Retry, RetryPolicy
-from connectors.dispatch.registry import MeterEntry, Registry
 from connectors.publisher import KafkaOut, connector_dead_letter
-from pipeline.raw_reading import PayloadError
-from pipeline.topics import COMMAND_ACKS, COMMANDS
+from connectors.registry import MeterEntry, Registry
+from contracts.clock import Clock, utc_now
+from contracts.commands import Ack, identify, parse_command
+from contracts.errors import PayloadError
+from contracts.topics import COMMAND_ACKS, COMMANDS
+from runtime.consumer import Record
+from runtime.retry import Doubling
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 STAGE = "dispatcher"
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Dispatcher:
@@ -173,7 +171,7 @@ class Dispatcher:
 
     async def _publish(self, ack: Ack) -> None:
         """Produce the ack and wait until Kafka has it; only then is the command finished."""
-        delay = 0.5
+        delay = Doubling()
         while True:
             future = self.out.send(COMMAND_ACKS, ack.meter_id.encode(), ack.to_json())
             try:
@@ -182,8 +180,7 @@ class Dispatcher:
             except Exception as exc:
                 log.error("ack %s not confirmed by Kafka (%s); producing it again",
                           ack.command_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
+                await asyncio.sleep(delay.failed())
         self.finished.add(ack.command_id)
         self.acks.append(ack)
         log.info("ack %s %s %s: %s", ack.meter_id, ack.command_id, ack.status, ack.detail)

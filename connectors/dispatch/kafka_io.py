@@ -17,29 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from connectors.dispatch.commands import parse_ack
-from pipeline.raw_reading import PayloadError
-from pipeline.topics import COMMAND_ACKS, COMMANDS
+from contracts.commands import parse_ack
+from contracts.errors import PayloadError
+from contracts.topics import COMMAND_ACKS, COMMANDS
+from runtime.consumer import Record, assign_from_committed, topic_partitions
 
 log = logging.getLogger(__name__)
 GROUP = "meterflow-dispatcher"
-
-
-def _partitions(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout_s
-    parts = consumer.partitions_for_topic(topic)
-    while not parts and time.monotonic() < deadline:
-        time.sleep(0.5)
-        parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        raise RuntimeError(f"topic {topic} not found (is the stack up and are topics created?)")
-    return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
 def load_finished(bootstrap: str, *, timeout_s: float = 60.0) -> set[str]:
@@ -47,7 +35,7 @@ def load_finished(bootstrap: str, *, timeout_s: float = 60.0) -> set[str]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              group_id=None, consumer_timeout_ms=1000)
     try:
-        parts = _partitions(consumer, COMMAND_ACKS, timeout_s)
+        parts = topic_partitions(consumer, COMMAND_ACKS, timeout_s)
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
@@ -63,15 +51,6 @@ def load_finished(bootstrap: str, *, timeout_s: float = 60.0) -> set[str]:
         return finished
     finally:
         consumer.close()
-
-
-@dataclass(frozen=True)
-class Record:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
 
 
 class CommandFeed:
@@ -115,22 +94,13 @@ class CommandFeed:
                                  enable_auto_commit=False, auto_offset_reset="earliest",
                                  isolation_level="read_committed")
         try:
-            parts = _partitions(consumer, COMMANDS, 30)
-            consumer.assign(parts)
-            for tp in parts:
-                committed = consumer.committed(tp)
-                if committed is not None:
-                    consumer.seek(tp, committed)
-                elif self.from_beginning:
-                    consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek_to_end(tp)
-                consumer.position(tp)
+            assign_from_committed(consumer, topic_partitions(consumer, COMMANDS),
+                                  from_beginning=self.from_beginning)
             self.ready.set()
             while not self._stop.is_set():
                 for records in consumer.poll(timeout_ms=200).values():
                     for r in records:
-                        rec = Record(r.partition, r.offset, r.key, r.value, r.timestamp)
+                        rec = Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
                         loop.call_soon_threadsafe(queue.put_nowait, rec)
                 try:
                     self._flush_commits(consumer)
@@ -147,9 +117,5 @@ class CommandFeed:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-
-
-def ack_key(meter_id: str) -> bytes:
-    return meter_id.encode()
 
 

@@ -18,12 +18,18 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from connectors.dispatch.commands import Command
 from connectors.dispatch.policy import Outcome
-from connectors.dispatch.registry import MeterEntry
-from connectors.mqtt.client import Broker, connect, make_client, publish_properties
+from connectors.mqtt.client import (
+    Broker,
+    make_client,
+    publish_properties,
+    start_client,
+    stop_client,
+)
 from connectors.mqtt.contract import ACKS_FILTER, MeterCommand, meter_of, parse_ack, topic
-from pipeline.raw_reading import PayloadError
+from connectors.registry import MeterEntry
+from contracts.commands import Command
+from contracts.errors import PayloadError
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +69,11 @@ class MqttLink:
         loop.call_soon_threadsafe(_resolve, future, (meter_id, ack))
 
     def start(self) -> MqttLink:
-        connect(self._client, self.broker)
-        self._client.loop_start()
+        start_client(self._client, self.broker)
         return self
 
     def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_client(self._client)
 
     async def deliver(self, entry: MeterEntry, command: Command, timeout: float) -> tuple[
             Outcome, str]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from connectors.backoff import Backoff, backoff_delay
-from connectors.dispatch.commands import Command, Status
+from contracts.commands import Command, Status
 
 
 class Outcome(StrEnum):

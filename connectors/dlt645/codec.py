@@ -13,6 +13,7 @@ from datetime import datetime, tzinfo
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
 from connectors.dlt645.frame import (
     BROADCAST,
+    Dlt645Control,
     Function,
     LinkFrame,
     decode_link,
@@ -35,7 +36,7 @@ from connectors.dlt645.messages import (
 
 
 @dataclass(frozen=True)
-class Frame:
+class Frame(Dlt645Control):
     """A decoded DL/T 645 frame: address, control code and the interpreted body."""
 
     address: str
@@ -43,22 +44,6 @@ class Frame:
     body: Body
     #: the frame bytes as received (from the first 0x68 to 0x16), empty when built locally
     raw: bytes = field(default=b"", compare=False, repr=False)
-
-    @property
-    def direction(self) -> str:
-        return "response" if self.control & 0x80 else "request"
-
-    @property
-    def abnormal(self) -> bool:
-        return bool(self.control & 0x40)
-
-    @property
-    def follow_up(self) -> bool:
-        return bool(self.control & 0x20)
-
-
-def _tz(tz: tzinfo | None, quirks: CodecQuirks) -> tzinfo:
-    return quirks.meter_tz if tz is None else tz
 
 
 def decode(
@@ -70,7 +55,7 @@ def decode(
     Asia/Shanghai); every decoded datetime is aware.
     """
     link = decode_link(raw, quirks=quirks)
-    body = decode_body(link, _tz(tz, quirks))
+    body = decode_body(link, quirks.clock_zone(tz))
     return Frame(link.address, link.control, body, strip_preamble(bytes(raw)))
 
 
@@ -82,14 +67,14 @@ def encode(
     quirks: CodecQuirks = DEFAULT_QUIRKS,
 ) -> bytes:
     """:class:`Frame` -> bytes. The control code is derived from the body."""
-    control, data = encode_body(frame.body, _tz(tz, quirks))
+    control, data = encode_body(frame.body, quirks.clock_zone(tz))
     return encode_link(LinkFrame(frame.address, control, data), preamble=preamble, quirks=quirks)
 
 
 def _encode(
     address: str, body: Body, preamble: bool, tz: tzinfo | None, quirks: CodecQuirks
 ) -> bytes:
-    control, data = encode_body(body, _tz(tz, quirks))
+    control, data = encode_body(body, quirks.clock_zone(tz))
     return encode_link(LinkFrame(address, control, data), preamble=preamble, quirks=quirks)
 
 

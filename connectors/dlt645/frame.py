@@ -20,9 +20,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 from connectors.codec_bcd import digits_to_le, le_to_digits
-from connectors.codec_envelope import END, START, WAKEUP, checked_frame, checksum
+from connectors.codec_envelope import (
+    END,
+    START,
+    WAKEUP,
+    ControlCode,
+    checked_frame,
+    checksum,
+    verify_end,
+)
 from connectors.codec_envelope import strip_preamble as strip_preamble  # public here too
 from connectors.codec_errors import Dlt645Error, ErrorKind
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
@@ -34,8 +43,6 @@ MIN_FRAME_LEN = HEADER_LEN + 2  # + CS 16
 BROADCAST = "999999999999"
 WILDCARD = "AAAAAAAAAAAA"
 
-DIRECTION_BIT = 0x80
-ABNORMAL_BIT = 0x40
 FOLLOW_UP_BIT = 0x20
 FUNCTION_MASK = 0x1F
 
@@ -100,29 +107,28 @@ def decode_address(raw: bytes) -> str:
     return "".join(out)
 
 
+class Dlt645Control(ControlCode):
+    """DL/T 645-2007's control byte: D5 says more frames follow (§7.1)."""
+
+    FUNCTION_MASK: ClassVar[int] = FUNCTION_MASK
+
+    @property
+    def follow_up(self) -> bool:
+        return bool(self.control & FOLLOW_UP_BIT)
+
+
 @dataclass(frozen=True)
-class LinkFrame:
+class LinkFrame(Dlt645Control):
     """One DL/T 645 frame: address, control code and DATA without the 0x33 offset."""
 
     address: str
     control: int
     data: bytes
 
-    @property
-    def from_meter(self) -> bool:
-        return bool(self.control & DIRECTION_BIT)
 
-    @property
-    def abnormal(self) -> bool:
-        return bool(self.control & ABNORMAL_BIT)
-
-    @property
-    def follow_up(self) -> bool:
-        return bool(self.control & FOLLOW_UP_BIT)
-
-    @property
-    def function(self) -> int:
-        return self.control & FUNCTION_MASK
+def verify(frame: bytes) -> None:
+    """End byte and checksum of a frame of the right length."""
+    verify_end(frame, Dlt645Error)
 
 
 def encode_link(

@@ -21,15 +21,10 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 
 from connectors.codec_bcd import bcd_byte, bcd_value
+from connectors.codec_envelope import ABNORMAL_BIT, DIRECTION_BIT
 from connectors.codec_errors import Dlt645Error, ErrorKind
 from connectors.dlt645.errcodes import error_flags
-from connectors.dlt645.frame import (
-    ABNORMAL_BIT,
-    DIRECTION_BIT,
-    FOLLOW_UP_BIT,
-    Function,
-    LinkFrame,
-)
+from connectors.dlt645.frame import FOLLOW_UP_BIT, Function, LinkFrame
 from connectors.dlt645.identifiers import (
     Value,
     decode_value,

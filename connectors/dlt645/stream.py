@@ -14,7 +14,7 @@ from connectors.codec_errors import Dlt645Error, ErrorKind
 from connectors.codec_quirks import DEFAULT_QUIRKS, CodecQuirks
 from connectors.codec_stream import Corrupt, StreamScanner
 from connectors.dlt645.codec import Frame, decode
-from connectors.dlt645.frame import END, HEADER_LEN, START, checksum, frame_length
+from connectors.dlt645.frame import HEADER_LEN, START, frame_length, verify
 
 __all__ = ["Corrupt", "StreamParser"]
 
@@ -33,16 +33,6 @@ class StreamParser(StreamScanner[Frame]):
             if len(head) < HEADER_LEN:
                 return None
             return frame_length(head, quirks=quirks)
-
-        def verify(frame: bytes) -> None:
-            if frame[-1] != END:
-                raise Dlt645Error(ErrorKind.DELIMITER, f"missing end 0x16, got 0x{frame[-1]:02X}")
-            expected = checksum(frame[:-2])
-            if frame[-2] != expected:
-                raise Dlt645Error(
-                    ErrorKind.CHECKSUM,
-                    f"bad checksum: expected 0x{expected:02X}, got 0x{frame[-2]:02X}",
-                )
 
         def interpret(frame: bytes) -> Frame:
             return decode(frame, tz=tz, quirks=quirks)

@@ -6,7 +6,7 @@ Kept apart as pymodbus keeps its own layers apart:
 * :mod:`connectors.modbus.maploader` - reading map files (YAML, exact decimals);
 * :mod:`connectors.modbus.codec` - register words to Decimal values and block planning (pure);
 * :mod:`connectors.modbus.poller` - requests through pymodbus asyncio clients;
-* :mod:`connectors.modbus.cli` - the ``meterflow poll`` commands.
+* :mod:`meterflow.subcommands.poll` - the ``meterflow poll`` commands.
 """
 
 from connectors.modbus.codec import (

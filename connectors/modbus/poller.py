@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -32,10 +31,10 @@ from connectors.modbus.errors import (
 )
 from connectors.modbus.reading import PollResult, ReadError, Reading
 from connectors.modbus.registermap import CoilRelay, NoRelay, RegisterMap, Table
+from contracts.clock import Clock, utc_now
 
 Framer = Literal["tcp", "rtu"]
 RelayAction = Literal["trip", "close"]
-Clock = Callable[[], datetime]
 
 #: Exception codes of the Modbus Application Protocol v1.1b3, section 7.
 EXCEPTION_NAMES = {
@@ -50,9 +49,6 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from contracts.bands import BANDS
+
 #: Quantities every map names the same way, in output order.
 STANDARD_FIELDS = (
     "energy_kwh",
@@ -71,7 +73,7 @@ class Reading:
     @property
     def bands(self) -> dict[str, Decimal]:
         """Time-of-use band registers present on this meter (sharp/peak/flat/valley)."""
-        return {b: self.values[b] for b in ("sharp", "peak", "flat", "valley") if b in self.values}
+        return {b: self.values[b] for b in BANDS if b in self.values}
 
     def to_dict(self) -> dict[str, str | int]:
         out: dict[str, str | int] = {

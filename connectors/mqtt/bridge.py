@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from connectors.mqtt.client import Broker, connect, make_client
+from connectors.mqtt.client import Broker, make_client, start_client, stop_client
 from connectors.mqtt.contract import READINGS_FILTER, meter_of, parse_reading
 from connectors.mqtt.identity import Identities
 from connectors.publisher import KafkaOut, connector_dead_letter
-from pipeline.raw_reading import PayloadError
+from contracts.clock import Clock, utc_now
+from contracts.errors import PayloadError
 
 log = logging.getLogger(__name__)
 STAGE = "mqtt-bridge"
-Clock = Callable[[], datetime]
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def handle_message(out: KafkaOut, topic: str, payload: bytes, received: datetime,
@@ -97,12 +93,10 @@ class MqttBridge:
         future.add_callback(lambda _meta: client.ack(mid, qos))
 
     def start(self) -> MqttBridge:
-        connect(self._client, self.broker)
-        self._client.loop_start()
+        start_client(self._client, self.broker)
         return self
 
     def stop(self) -> None:
         """Disconnect, then flush Kafka so that every message taken is delivered."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_client(self._client)
         self.out.flush(timeout=30)

@@ -66,14 +66,22 @@ def make_client(client_id: str, broker: Broker) -> mqtt.Client:
     return client
 
 
-def connect(client: mqtt.Client, broker: Broker, *, persistent: bool = True,
-            session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S) -> None:
-    """Connect (asynchronously: the loop thread finishes the handshake and reconnects)."""
+def start_client(client: mqtt.Client, broker: Broker, *, persistent: bool = True,
+          session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S) -> None:
+    """Connect and start the network loop's thread, which finishes the handshake and
+    reconnects after a loss."""
     props = Properties(PacketTypes.CONNECT)
     if persistent:
         props.SessionExpiryInterval = session_expiry_s
     client.connect_async(broker.host, broker.port, keepalive=broker.keepalive,
                          clean_start=not persistent, properties=props)
+    client.loop_start()
+
+
+def stop_client(client: mqtt.Client) -> None:
+    """Disconnect, then end the network loop's thread."""
+    client.disconnect()
+    client.loop_stop()
 
 
 def publish_properties(expiry_s: int | None) -> Properties | None:

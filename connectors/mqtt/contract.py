@@ -22,7 +22,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pipeline.raw_reading import BANDS, PayloadError, RawReading, parse_raw_reading
+from contracts.errors import PayloadError, json_object
+from contracts.raw_reading import BANDS, RawReading, parse_raw_reading
 
 TOPIC_ROOT = "meters"
 READINGS_FILTER = f"{TOPIC_ROOT}/+/readings"
@@ -51,26 +52,8 @@ def meter_of(mqtt_topic: str, kind: Kind) -> str:
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
-    if not payload:
-        raise PayloadError("empty message")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError(f"not UTF-8 at byte {exc.start}") from exc
-    try:
-        body = json.loads(text, parse_float=str, parse_int=str,
-                          parse_constant=lambda name: _refuse_constant(name))
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    if not isinstance(body, dict):
-        raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _refuse_constant(name: str) -> Any:
-    raise PayloadError(f"not valid JSON: {name} is not a number")
+    """Numbers stay their text, to be read as Decimal."""
+    return json_object(payload, parse_float=str, parse_int=str)
 
 
 def parse_reading(mqtt_topic: str, payload: bytes, *, source: str = "mqtt") -> RawReading:

@@ -10,14 +10,20 @@ variable {bal}``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from connectors.notify.model import EVENT_KINDS
 from connectors.notify.policy import DEFAULT_URGENT, RateLimit, RetryPolicy
@@ -38,6 +44,11 @@ def _kinds(value: Mapping[str, Any]) -> Mapping[str, Any]:
     if unknown:
         raise ValueError(f"unknown event kind(s) {', '.join(unknown)}")
     return value
+
+
+T = TypeVar("T")
+#: Templates per event kind: every key a known kind.
+ByKind = Annotated[dict[str, T], AfterValidator(_kinds)]
 
 
 class Delivery(_Model):
@@ -101,12 +112,7 @@ class AliyunSms(_Model):
     access_key_secret_env: str = Field(min_length=1)
     sign_name: str = Field(min_length=1)
     region_id: str = "cn-hangzhou"
-    templates: dict[str, ProviderTemplate] = Field(default_factory=dict)
-
-    @field_validator("templates")
-    @classmethod
-    def _kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return dict(_kinds(value))
+    templates: ByKind[ProviderTemplate] = Field(default_factory=dict)
 
 
 class WebhookSms(_Model):
@@ -125,12 +131,7 @@ class Voice(_Model):
     access_key_secret_env: str = Field(min_length=1)
     called_show_number: str = ""
     region_id: str = "cn-hangzhou"
-    templates: dict[str, ProviderTemplate] = Field(default_factory=dict)
-
-    @field_validator("templates")
-    @classmethod
-    def _kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return dict(_kinds(value))
+    templates: ByKind[ProviderTemplate] = Field(default_factory=dict)
 
 
 class Email(_Model):
@@ -160,12 +161,7 @@ class Wechat(_Model):
     base_url: str = "https://api.weixin.qq.com"
     app_id: str = Field(min_length=1)
     app_secret_env: str = Field(min_length=1)
-    templates: dict[str, WechatTemplate] = Field(default_factory=dict)
-
-    @field_validator("templates")
-    @classmethod
-    def _kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return dict(_kinds(value))
+    templates: ByKind[WechatTemplate] = Field(default_factory=dict)
 
 
 class WebhookEndpoint(_Model):
@@ -273,11 +269,10 @@ def secret_names(config: NotifyConfig) -> list[str]:
     return names
 
 
-def read_secrets(config: NotifyConfig, environ: Mapping[str, str] | None = None
-                 ) -> dict[str, str]:
-    """The secrets, by variable name; a missing or empty one is a ConfigError naming it."""
-    env = os.environ if environ is None else environ
-    missing = [n for n in secret_names(config) if not env.get(n)]
+def read_secrets(config: NotifyConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The secrets, by variable name, from the environment the entry point hands over; a
+    missing or empty one is a ConfigError naming it."""
+    missing = [n for n in secret_names(config) if not environ.get(n)]
     if missing:
         raise ConfigError(f"secret environment variable(s) not set: {', '.join(missing)}")
-    return {n: env[n] for n in secret_names(config)}
+    return {n: environ[n] for n in secret_names(config)}

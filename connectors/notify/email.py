@@ -16,8 +16,9 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
-from connectors.notify.channels import Clock, Message, Result, short, utc_now
+from connectors.notify.channels import Message, Result, short
 from connectors.notify.policy import Outcome
+from contracts.clock import Clock, utc_now
 
 
 class SmtpEmail:

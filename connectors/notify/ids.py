@@ -6,7 +6,7 @@ gives the same id, and the table keeps it once.
 
 from __future__ import annotations
 
-from pipeline.billing.ids import derive_id
+from contracts.ids import derive_id
 
 
 def notification_id(source_id: str, channel: str, recipient: str) -> str:

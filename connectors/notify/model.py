@@ -8,13 +8,13 @@ notifier. The billing core decides alarm levels and thresholds; they are read, n
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipeline.topics import ALARMS, METER_EVENTS
+from contracts.errors import PayloadError, json_object
+from contracts.topics import ALARMS, METER_EVENTS
 
 ALARM_KINDS = ("low_balance", "disconnect", "reconnect", "disconnect_deferred",
                "disconnect_cancelled", "refused", "command_retry", "command_abandoned",
@@ -26,14 +26,6 @@ META_KIND = "notification_failed"
 
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-class InputError(ValueError):
-    """A payload the notifier cannot read; ``reason`` names the field and the problem."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -61,33 +53,21 @@ class Event:
         }
 
 
-def _object(raw: bytes | None) -> dict[str, Any]:
-    if raw is None:
-        raise InputError("empty message (no value)")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InputError(f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
 def _id(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None or value == "":
         if required:
-            raise InputError(f"field {name}: missing")
+            raise PayloadError(f"field {name}: missing")
         return None
     if not isinstance(value, str) or not _ID.match(value):
-        raise InputError(f"field {name}: {value!r} is not 1-128 of A-Z a-z 0-9 . _ : -")
+        raise PayloadError(f"field {name}: {value!r} is not 1-128 of A-Z a-z 0-9 . _ : -")
     return value
 
 
 def _kind(body: dict[str, Any]) -> str:
     value = body.get("kind")
     if not isinstance(value, str) or not _KIND.match(value):
-        raise InputError(f"field kind: {value!r} is not a kind name")
+        raise PayloadError(f"field kind: {value!r} is not a kind name")
     return value
 
 
@@ -96,20 +76,20 @@ def _fen(body: dict[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"field {name}: {value!r} is not an integer number of fen")
+        raise PayloadError(f"field {name}: {value!r} is not an integer number of fen")
     return value
 
 
 def _instant(body: dict[str, Any], name: str) -> datetime:
     value = body.get(name)
     if not isinstance(value, str):
-        raise InputError(f"field {name}: missing or not an ISO 8601 timestamp")
+        raise PayloadError(f"field {name}: missing or not an ISO 8601 timestamp")
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"field {name}: {value!r} is not an ISO 8601 timestamp") from None
+        raise PayloadError(f"field {name}: {value!r} is not an ISO 8601 timestamp") from None
     if at.tzinfo is None or at.utcoffset() is None:
-        raise InputError(f"field {name}: timestamp has no UTC offset")
+        raise PayloadError(f"field {name}: timestamp has no UTC offset")
     return at
 
 
@@ -118,13 +98,13 @@ def _detail(body: dict[str, Any]) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InputError(f"field detail: {value!r} is not text")
+        raise PayloadError(f"field detail: {value!r} is not text")
     return value[:500]
 
 
 def parse_alarm(raw: bytes | None) -> Event:
     """A ``meterflow.alarms`` record (low-balance, supply decisions, refusals, meta-alarms)."""
-    body = _object(raw)
+    body = json_object(raw)
     source_id = _id(body, "alarm_id")
     kind = _kind(body)
     # a meta-alarm about a meter's event may have no account
@@ -132,11 +112,11 @@ def parse_alarm(raw: bytes | None) -> Event:
     level = body.get("level")
     if kind == "low_balance":
         if isinstance(level, bool) or level not in (1, 2, 3):
-            raise InputError(f"field level: {level!r} is not an alarm level 1, 2 or 3")
+            raise PayloadError(f"field level: {level!r} is not an alarm level 1, 2 or 3")
         if _fen(body, "threshold_fen") is None or _fen(body, "balance_fen") is None:
-            raise InputError("field threshold_fen/balance_fen: a low_balance alarm needs both")
+            raise PayloadError("field threshold_fen/balance_fen: a low_balance alarm needs both")
     elif level is not None:
-        raise InputError(f"field level: {level!r} given for a {kind} alarm (only low_balance)")
+        raise PayloadError(f"field level: {level!r} given for a {kind} alarm (only low_balance)")
     assert source_id is not None
     return Event(
         source_id=source_id, kind=kind, at=_instant(body, "at"), account_id=account_id,
@@ -149,7 +129,7 @@ def parse_alarm(raw: bytes | None) -> Event:
 
 def parse_meter_event(raw: bytes | None) -> Event:
     """A ``meterflow.meter.events`` record (online, offline, unrated, meter_stopped)."""
-    body = _object(raw)
+    body = json_object(raw)
     source_id = _id(body, "event_id")
     meter_id = _id(body, "meter_id")
     assert source_id is not None
@@ -162,4 +142,4 @@ def parse(topic: str, raw: bytes | None) -> Event:
         return parse_alarm(raw)
     if topic == METER_EVENTS:
         return parse_meter_event(raw)
-    raise InputError(f"topic {topic} is not read by the notifier")
+    raise PayloadError(f"topic {topic} is not read by the notifier")

@@ -19,7 +19,6 @@ alarm id is deterministic).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -31,14 +30,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import psycopg
 
 from connectors.notify import store
-from connectors.notify.channels import Channel, Clock, Message, Result, utc_now
+from connectors.notify.channels import Channel, Message, Result
 from connectors.notify.config import AliyunSms, NotifyConfig, WebhookSms
 from connectors.notify.email import SmtpEmail
 from connectors.notify.ids import meta_alarm_id, notification_id
-from connectors.notify.model import META_KIND, Event, InputError, parse
+from connectors.notify.model import META_KIND, Event, parse
 from connectors.notify.policy import (
     Delivered,
     Failed,
@@ -58,8 +58,13 @@ from connectors.notify.templates import TemplateError
 from connectors.notify.voice import AliyunVoice
 from connectors.notify.webhook import Webhook
 from connectors.notify.wechat import Wechat
-from pipeline.dead_letter import DeadLetter
-from pipeline.topics import ALARMS, METER_EVENTS
+from contracts.clock import Clock, utc_now
+from contracts.dead_letter import DeadLetter
+from contracts.errors import PayloadError
+from contracts.messages import AlarmMessage, as_dict, encode
+from contracts.topics import ALARMS, METER_EVENTS
+from runtime.consumer import Record, assign_from_committed, topic_partitions
+from runtime.retry import Doubling
 
 log = logging.getLogger(__name__)
 STAGE = "notifier"
@@ -101,16 +106,6 @@ def build_channels(config: NotifyConfig, secrets: dict[str, str], clock: Clock =
 
 
 # -- intake --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-
 
 @dataclass
 class Counters:
@@ -206,7 +201,7 @@ class Intake:
             for record in records:
                 try:
                     event = parse(record.topic, record.value)
-                except InputError as exc:
+                except PayloadError as exc:
                     letters.append(self._letter(record, exc.reason))
                     continue
                 if self.clock() - event.at > max_age:
@@ -246,27 +241,10 @@ class KafkaFeed:
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                       enable_auto_commit=False, auto_offset_reset=start,
                                       isolation_level="read_committed")
-        parts: list[Any] = []
-        deadline = time.monotonic() + 30
-        for topic in TOPICS:
-            found = self.consumer.partitions_for_topic(topic)
-            while not found and time.monotonic() < deadline:
-                time.sleep(0.5)
-                found = self.consumer.partitions_for_topic(topic)
-            if not found:
-                raise RuntimeError(f"topic {topic} not found (is the stack up?)")
-            parts.extend(TopicPartition(topic, p) for p in sorted(found))
-        self.consumer.assign(parts)
-        for tp in parts:
-            committed = self.consumer.committed(tp)
-            if committed is not None:
-                self.consumer.seek(tp, committed)
-            elif start == "earliest":
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek_to_end(tp)
-            self.consumer.position(tp)
-        self.partitions = parts
+        self.partitions = assign_from_committed(
+            self.consumer, [tp for topic in TOPICS
+                            for tp in topic_partitions(self.consumer, topic)],
+            from_beginning=start == "earliest")
 
     def poll(self, timeout_ms: int = 500, max_records: int = 500) -> list[Record]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -411,16 +389,15 @@ class Delivery:
 
 
 def meta_alarm(row: store.Due, detail: str, at: datetime) -> dict[str, Any]:
-    """The ``notification_failed`` alarm of a notification that failed for good."""
-    return {
-        "alarm_id": meta_alarm_id(row.notification_id), "account_id": row.account_id or "",
-        "meter_id": row.meter_id, "kind": META_KIND, "level": None, "threshold_fen": None,
-        "balance_fen": None,
-        "at": at.astimezone(UTC).isoformat(),
-        "detail": (f"{row.channel} to {mask(row.recipient)} about {row.event_kind} "
-                   f"{row.source_id}: {detail}")[:500],
-        "notification_id": row.notification_id,
-    }
+    """The ``notification_failed`` alarm of a notification that failed for good, as the
+    notification row keeps it until it is published."""
+    return as_dict(AlarmMessage(
+        alarm_id=meta_alarm_id(row.notification_id), account_id=row.account_id or "",
+        meter_id=row.meter_id, kind=META_KIND, level=None, threshold_fen=None,
+        balance_fen=None, at=at.astimezone(UTC).isoformat(),
+        detail=(f"{row.channel} to {mask(row.recipient)} about {row.event_kind} "
+                f"{row.source_id}: {detail}")[:500],
+        notification_id=row.notification_id))
 
 
 def publish_meta_alarms(conn: psycopg.Connection, out: Any, clock: Clock = utc_now,
@@ -429,7 +406,7 @@ def publish_meta_alarms(conn: psycopg.Connection, out: Any, clock: Clock = utc_n
     done = 0
     for nid, created_at, alarm in store.unpublished_meta_alarms(conn):
         key = (alarm.get("account_id") or nid).encode()
-        value = json.dumps(alarm, separators=(",", ":"), sort_keys=True).encode()
+        value = encode(msgspec.convert(alarm, AlarmMessage))
         out.send(ALARMS, key, value).get(timeout_s)
         store.mark_meta_published(conn, nid, created_at, clock())
         done += 1
@@ -478,7 +455,7 @@ class Notifier:
     def _intake_loop(self) -> None:
         feed: KafkaFeed | None = None
         conn: psycopg.Connection | None = None
-        backoff = 0.5
+        backoff = Doubling()
         while not self.stopping.is_set():
             records: list[Record] = []
             try:
@@ -494,7 +471,7 @@ class Notifier:
                     future.get(30)
                 feed.commit(records)
                 self.wake.set()
-                backoff = 0.5
+                backoff.succeeded()
             except Exception as exc:  # database or Kafka down: read the batch again later
                 self._failed("intake", exc)
                 if feed is not None and records:
@@ -503,14 +480,13 @@ class Notifier:
                     except Exception:
                         feed.close()
                         feed = None
-                self.stopping.wait(backoff)
-                backoff = min(30.0, backoff * 2)
+                self.stopping.wait(backoff.failed())
         if feed is not None:
             feed.close()
 
     def _delivery_loop(self) -> None:
         conn: psycopg.Connection | None = None
-        backoff = 0.5
+        backoff = Doubling()
         while not self.stopping.is_set():
             try:
                 if conn is None or conn.closed or conn.broken:
@@ -518,14 +494,13 @@ class Notifier:
                 claimed = self.delivery.run_once()
                 self.counters.add(meta_alarms=publish_meta_alarms(conn, self.out, self.clock))
                 self._open = store.open_counts(conn)
-                backoff = 0.5
+                backoff.succeeded()
                 if claimed == 0:
                     self.wake.wait(self.config.delivery.poll_s)
                     self.wake.clear()
             except Exception as exc:
                 self._failed("delivery", exc)
-                self.stopping.wait(backoff)
-                backoff = min(30.0, backoff * 2)
+                self.stopping.wait(backoff.failed())
         self.delivery.close()
 
     def probe(self) -> dict[str, Any]:

@@ -20,18 +20,17 @@ import httpx
 
 from connectors.notify import aliyun
 from connectors.notify.channels import (
-    Clock,
     Message,
     Result,
     short,
     status_outcome,
     transport_failure,
-    utc_now,
 )
 from connectors.notify.config import ProviderTemplate
 from connectors.notify.policy import Outcome
 from connectors.notify.templates import TemplateError
 from connectors.notify.webhook import encode, post_signed
+from contracts.clock import Clock, utc_now
 
 SMS_VERSION = "2017-05-25"
 #: Provider codes worth another try (flow control, throttling, the provider's own faults).

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from connectors.notify.model import Event
 from connectors.notify.rules import Context, Rule, RuleError
-from pipeline.billing.ids import derive_id
+from contracts.ids import derive_id
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.notify.model import EVENT_KINDS, Event
 from connectors.notify.rules import Context
-from pipeline.billing.money import yuan_text
+from contracts.money import yuan_text
 
 ALWAYS = ("kind", "event", "account", "account_name", "customer", "place", "meter", "time",
           "timezone", "detail")

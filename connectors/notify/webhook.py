@@ -24,15 +24,14 @@ from typing import Any
 import httpx
 
 from connectors.notify.channels import (
-    Clock,
     Message,
     Result,
     short,
     status_outcome,
     transport_failure,
-    utc_now,
 )
 from connectors.notify.policy import Outcome
+from contracts.clock import Clock, utc_now
 
 TIMESTAMP_HEADER = "X-MeterFlow-Timestamp"
 SIGNATURE_HEADER = "X-MeterFlow-Signature"

@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 
-from connectors.notify.channels import Clock, Message, Result, short, transport_failure, utc_now
+from connectors.notify.channels import Message, Result, short, transport_failure
 from connectors.notify.config import WechatTemplate
 from connectors.notify.policy import Outcome
 from connectors.notify.templates import TemplateError, render
+from contracts.clock import Clock, utc_now
 
 TOKEN_ERRORS = frozenset({40001, 42001, 40014})
 RETRY_ERRORS = frozenset({-1, 45009, 45011})

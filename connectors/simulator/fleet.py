@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.dispatch.registry import MeterEntry, write_fleet
 from connectors.mqtt.client import Broker
+from connectors.registry import MeterEntry, write_fleet
 from connectors.simulator.clock import SpeedClock
 from connectors.simulator.frame_server import FrameBus
 from connectors.simulator.meter import SimMeter

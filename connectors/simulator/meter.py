@@ -15,17 +15,16 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
 from connectors.simulator.profiles import (
-    Band,
     ProfileName,
     band_of,
     load,
     peak_of,
     unit_fraction,
 )
+from contracts.bands import BANDS, Band
 
 STEP = timedelta(minutes=15)
 CENT = Decimal("0.01")
-BAND_NAMES: tuple[Band, ...] = ("sharp", "peak", "flat", "valley")
 Commodity = Literal["electricity", "water"]
 
 
@@ -58,7 +57,7 @@ class SimMeter:
         if self.commodity == "electricity" and not self.bands:
             split = (Decimal("0.10"), Decimal("0.30"), Decimal("0.35"))
             parts = [self.total * s for s in split]
-            self.bands = dict(zip(BAND_NAMES, [*parts, self.total - sum(parts)], strict=True))
+            self.bands = dict(zip(BANDS, [*parts, self.total - sum(parts)], strict=True))
 
     @property
     def water(self) -> bool:
@@ -91,7 +90,7 @@ class SimMeter:
         total = self.total.quantize(CENT, rounding=ROUND_DOWN)
         bands: dict[str, Decimal] = {}
         if not self.water:
-            for b in BAND_NAMES:
+            for b in BANDS:
                 bands[b] = self.bands.get(b, Decimal(0)).quantize(CENT, rounding=ROUND_DOWN)
         return total, bands
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from connectors.mqtt.client import Broker, connect, make_client
+from connectors.mqtt.client import Broker, make_client, start_client, stop_client
 from connectors.mqtt.contract import (
     MeterAck,
     meter_of,
@@ -31,7 +31,7 @@ from connectors.mqtt.contract import (
     topic,
 )
 from connectors.simulator.meter import SimMeter
-from pipeline.raw_reading import PayloadError
+from contracts.errors import PayloadError
 
 log = logging.getLogger(__name__)
 RESUBSCRIBE_S = 5.0
@@ -140,21 +140,17 @@ class MqttGateway:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        connect(self._client, self.broker)
-        self._client.loop_start()
+        start_client(self._client, self.broker)
         self._task = asyncio.create_task(self._publishing())
 
     def disconnect(self) -> None:
         """Go away (the broker keeps commands for the persistent session)."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_client(self._client)
 
     def reconnect(self) -> None:
-        connect(self._client, self.broker)
-        self._client.loop_start()
+        start_client(self._client, self.broker)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        self._client.disconnect()
-        self._client.loop_stop()
+        stop_client(self._client)

@@ -24,8 +24,9 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from contracts.bands import Band
+
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-Band = Literal["sharp", "peak", "flat", "valley"]
 ProfileName = Literal["residential", "shop", "office", "water"]
 PROFILES: tuple[ProfileName, ...] = ("residential", "shop", "office", "water")
 

@@ -1,12 +1,11 @@
 """Errors as the API answers them: a status and a list of ``{field, reason}``.
 
-Every refusal names the field and the reason (brief, invariants): request validation is
-422, a broken domain rule 400, something missing 404, a conflict with what is stored 409.
-The database refusing a row (a constraint) is mapped to 409/400 with the constraint named;
-an unreachable database is 503. Nothing a client sends may end in a 500. A request outside
-the caller's scope is 403 and written to the audit log (``scope.denied``) here, after the
-request's own transaction rolled back.
-"""
+Every refusal names the field and the reason (docs/architecture.md, invariants): request
+validation is 422, a broken domain rule 400, something missing 404, a conflict with what is
+stored 409. The database refusing a row (a constraint) is mapped to 409/400 with the
+constraint named; an unreachable database is 503. Nothing a client sends may end in a 500. A
+request outside the caller's scope is 403 and written to the audit log (``scope.denied``)
+here, after the request's own transaction rolled back. """
 
 from __future__ import annotations
 
@@ -20,13 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meterflow.account_ops import Missing
-from meterflow.account_spec import InvalidAccount
-from meterflow.accounts import AccountConflict
-from meterflow.api.tokens import Actor, UserError
-from meterflow.devices.credentials import DeviceError
-from meterflow.payment_request import InvalidPayment
-from meterflow.payments import IdempotencyConflict, UnknownAccount
+from contracts.errors import RefusedRequest
+from meterflow.api.tokens import Actor
+from services.accounts.changes import Missing
+from services.accounts.spec import InvalidAccount
+from services.accounts.store import AccountConflict
+from services.payments.request import InvalidPayment
+from services.payments.store import IdempotencyConflict, UnknownAccount
 
 log = logging.getLogger("meterflow.api")
 
@@ -148,12 +147,9 @@ def install(app: FastAPI) -> None:
     async def _missing(_: Request, exc: Missing) -> JSONResponse:
         return _answer(404, [(exc.field, exc.reason)])
 
-    @app.exception_handler(DeviceError)
-    async def _device(_: Request, exc: DeviceError) -> JSONResponse:
-        return _answer(exc.status, [(exc.field, exc.reason)])
-
-    @app.exception_handler(UserError)
-    async def _user(_: Request, exc: UserError) -> JSONResponse:
+    @app.exception_handler(RefusedRequest)
+    async def _refused(_: Request, exc: RefusedRequest) -> JSONResponse:
+        """Users, tokens, device credentials (meterflow/api/tokens.py, services/devices/)."""
         return _answer(exc.status, [(exc.field, exc.reason)])
 
     @app.exception_handler(psycopg.errors.IntegrityError)

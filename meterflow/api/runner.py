@@ -22,17 +22,17 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from meterflow.account_ops import Missing
-from meterflow.account_spec import InvalidAccount
-from meterflow.accounts import AccountConflict
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, allowed
 from meterflow.api.errors import ApiError
 from meterflow.api.places import check_existing
 from meterflow.api.scope import EVERYTHING
 from meterflow.api.tokens import Actor, scope_of
-from meterflow.payment_request import InvalidPayment
-from meterflow.payments import IdempotencyConflict, UnknownAccount
+from services.accounts.changes import Missing
+from services.accounts.spec import InvalidAccount
+from services.accounts.store import AccountConflict
+from services.payments.request import InvalidPayment
+from services.payments.store import IdempotencyConflict, UnknownAccount
 
 log = logging.getLogger("meterflow.api.batches")
 CHUNK = 200

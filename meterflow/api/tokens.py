@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from contracts.errors import RefusedRequest
 from meterflow.api.scope import EVERYTHING, Scope
 
 ROLES = ("admin", "operator", "finance", "maintenance", "viewer")
@@ -28,14 +29,8 @@ TOKEN = re.compile(r"mf_([0-9a-f]{16})_[A-Za-z0-9_-]{43}")
 TOKEN_ID = re.compile(r"mf_([0-9a-f]{16})_")
 
 
-class UserError(ValueError):
+class UserError(RefusedRequest):
     """A user or token request that cannot be done; ``field`` names the culprit."""
-
-    def __init__(self, field: str, reason: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,9 @@
 """Field types shared by the request models: ids, free text, money, days.
 
-Money (brief, invariants): amounts arrive as yuan decimal strings with at most two places
-and become integer fen here; a JSON number is refused with a message saying so, because
-its binary value is not what was typed. Free text refuses NUL (PostgreSQL cannot store
-it), so bad input is a 422 naming the field, never a database error.
-"""
+Money (docs/architecture.md, invariants): amounts arrive as yuan decimal strings with at
+most two places and become integer fen here; a JSON number is refused with a message saying
+so, because its binary value is not what was typed. Free text refuses NUL (PostgreSQL cannot
+store it), so bad input is a 422 naming the field, never a database error. """
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
-from meterflow.payment_request import InvalidPayment, parse_yuan
+from services.payments.request import InvalidPayment, parse_yuan
 
 ID_RE = r"^[A-Za-z0-9._:-]{1,64}$"
 TARIFF_ID_RE = r"^[A-Za-z0-9._-]{1,64}$"

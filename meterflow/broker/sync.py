@@ -35,9 +35,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from meterflow.broker.auth_files import AuthFiles, Identity, Rule, parse_passwd, render
-from meterflow.broker.passwords import PasswordHash, hash_password
 from meterflow.broker.platform import ROLE_RULES, PlatformUser, platform_users
 from meterflow.settings import Settings
+from runtime.retry import Doubling
+from services.devices.passwords import PasswordHash, hash_password
 
 log = logging.getLogger("meterflow.broker")
 CHANNEL = "meterflow_mqtt_auth"
@@ -227,24 +228,24 @@ class BrokerSync:
 
     def run(self, stop: threading.Event) -> None:
         """Until ``stop``: listen, render, reload; reconnect with backoff on failures."""
-        delay = 1.0
+        delay = Doubling(first_s=1.0)
         while not stop.is_set():
             try:
                 with self._connect() as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.once(conn)
-                    delay = 1.0
+                    delay.succeeded()
                     self._listen(conn, stop)
             except psycopg.errors.UndefinedTable:
                 self._record(Outcome("", False, False, 0, 0,
                                      error="waiting for the schema (meterflow db migrate)"))
                 stop.wait(0.5)
             except (psycopg.Error, OSError) as exc:
+                wait = delay.failed()
                 log.warning("broker sync: %s; retrying in %.0fs (the files stay as they are)",
-                            str(exc).strip(), delay)
+                            str(exc).strip(), wait)
                 self._record(Outcome("", False, False, 0, 0, error=str(exc).strip()[:300]))
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
+                stop.wait(wait)
 
     def _listen(self, conn: psycopg.Connection, stop: threading.Event) -> None:
         due = time.monotonic() + self.period_s

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from meterflow.dashboards.places import (
     TOP,
-    TZ,
     account_at,
     at,
     local_day,
     meter_at,
     on_floor,
+    site_zone,
     variables,
 )
 from meterflow.dashboards.spec import Board, Panel, Row, q, query_variable
@@ -23,7 +23,7 @@ ROOMS = Board(
     uid="meterflow-rooms", title="MeterFlow / Room monitoring", time_from="now/d",
     refresh="1m", tags=("operations",),
     description="Every room now: online state, balance, alarm level, supply; today's units "
-                "and money (the reporting day, Asia/Shanghai).",
+                "and money (the local day of each room's site).",
     variables=variables(floor=True),
     items=(
         Panel("Rooms", "stat", (q(f"""
@@ -61,7 +61,8 @@ ROOMS = Board(
                    sum(u.units) FILTER (WHERE u.commodity = 'electricity') AS kwh,
                    sum(u.units) FILTER (WHERE u.commodity = 'water') AS m3
             FROM usage_hourly_building u
-            WHERE u.bucket >= {local_day('now()')} AND {at('u')}
+            WHERE u.bucket >= now() - interval '2 days'
+              AND u.bucket >= {local_day('now()', site_zone('u'))} AND {at('u')}
             GROUP BY 1 ORDER BY 1
         """, "time", "kwh", "m3", series=True),), width=16,
             description="Site and building filters apply; hourly rollups have no floor."),
@@ -229,13 +230,15 @@ QUALITY = Board(
             SELECT p.meter_id AS meter, p.commodity, p.room_id AS room,
                    p.building_id AS building, q.readings AS readings_3d,
                    COALESCE(u.units, 0) AS units_3d
-            FROM (SELECT meter_id, sum(readings) AS readings FROM quality_daily
-                  WHERE bucket >= {local_day('now()')} - interval '2 days'
-                  GROUP BY 1) q
-            JOIN meter_places p USING (meter_id)
-            LEFT JOIN (SELECT meter_id, sum(units) AS units FROM usage_daily
-                       WHERE bucket >= (now() AT TIME ZONE {TZ})::date - 2
-                       GROUP BY 1) u USING (meter_id)
+            FROM meter_places p
+            JOIN LATERAL (SELECT sum(d.readings) AS readings FROM quality_daily d
+                          WHERE d.meter_id = p.meter_id AND d.bucket >= now() - interval '4 days'
+                            AND d.bucket >= {local_day('now()', 'p.report_zone')}
+                                            - interval '2 days') q ON true
+            LEFT JOIN LATERAL (SELECT sum(d.units) AS units FROM usage_daily d
+                               WHERE d.meter_id = p.meter_id
+                                 AND d.bucket >= (now() AT TIME ZONE p.report_zone)::date - 2
+                               ) u ON true
             WHERE q.readings >= 2 AND COALESCE(u.units, 0) = 0 AND {at('p')}
             ORDER BY q.readings DESC, p.meter_id LIMIT 1000
         """, "meter", "commodity", "room", "building", "readings_3d", "units_3d"),),

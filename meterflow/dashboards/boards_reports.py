@@ -8,16 +8,28 @@ through its partial index that leaves the charges out.
 
 from __future__ import annotations
 
-from meterflow.dashboards.places import COMMODITY, METER, TOP, TZ, at, label, variables
+from meterflow.dashboards.places import (
+    COMMODITY,
+    METER,
+    TOP,
+    at,
+    label,
+    meter_zone,
+    site_zone,
+    variables,
+)
 from meterflow.dashboards.spec import Board, Panel, Row, q
 
+#: The report zone of a per-building row (its site's) and of a meter (sql/0010).
+U_ZONE = site_zone("u")
+M_ZONE = meter_zone("u.meter_id")
 UDB = "usage_daily_building"
 SPAN = "usage_span($__timeFrom(), $__timeTo())"
 
 
 def _by_period(pattern: str, name: str) -> Panel:
     return Panel(f"Units and charge by {name}", "barchart", (q(f"""
-        SELECT {label('u.bucket', pattern)} AS {name}, sum(u.units) AS units,
+        SELECT {label('u.bucket', pattern, U_ZONE)} AS {name}, sum(u.units) AS units,
                sum(u.amount_yuan) AS yuan
         FROM {UDB} u
         WHERE $__timeFilter(u.bucket) AND u.commodity = '$commodity'
@@ -65,13 +77,13 @@ ENERGY = Board(
         _by_period("YYYY", "year"),
         Panel("Year over year by month", "table", (q(f"""
             WITH cur AS (
-                SELECT date_trunc('month', u.bucket AT TIME ZONE {TZ}) AS m,
+                SELECT date_trunc('month', u.bucket AT TIME ZONE {U_ZONE}) AS m,
                        sum(u.units) AS units, sum(u.amount_yuan) AS yuan
                 FROM {UDB} u
                 WHERE $__timeFilter(u.bucket) AND u.commodity = '$commodity' AND {at('u')}
                 GROUP BY 1),
             prev AS (
-                SELECT date_trunc('month', u.bucket AT TIME ZONE {TZ}) + interval '1 year' AS m,
+                SELECT date_trunc('month', u.bucket AT TIME ZONE {U_ZONE}) + interval '1 year' AS m,
                        sum(u.units) AS units, sum(u.amount_yuan) AS yuan
                 FROM {UDB} u
                 WHERE u.bucket BETWEEN $__timeFrom()::timestamptz - interval '1 year'
@@ -88,7 +100,7 @@ ENERGY = Board(
              "yuan_last_year"),), width=8),
         Row("Time-of-use bands"),
         Panel("Units by band and month", "barchart", (q(f"""
-            SELECT {label('u.bucket', 'YYYY-MM')} AS month,
+            SELECT {label('u.bucket', 'YYYY-MM', U_ZONE)} AS month,
                    sum(u.units) FILTER (WHERE u.band = 'sharp') AS sharp,
                    sum(u.units) FILTER (WHERE u.band = 'peak') AS peak,
                    sum(u.units) FILTER (WHERE u.band = 'flat') AS flat,
@@ -142,7 +154,7 @@ ENERGY = Board(
             description="Units per interval of the graph, from hourly rollups per building."),
         Panel("Average day", "barchart", (q(f"""
             SELECT lpad(h::text, 2, '0') || ':00' AS hour, avg(units) AS avg_units
-            FROM (SELECT u.bucket, extract(hour FROM u.bucket AT TIME ZONE {TZ})::int AS h,
+            FROM (SELECT u.bucket, extract(hour FROM u.bucket AT TIME ZONE {U_ZONE})::int AS h,
                          sum(u.units) AS units
                   FROM usage_hourly_building u
                   WHERE $__timeFilter(u.bucket) AND u.commodity = '$commodity' AND {at('u')}
@@ -151,16 +163,16 @@ ENERGY = Board(
         """, "hour", "avg_units"),), width=8, options={"xField": "hour"}),
         Row("One meter"),
         Panel("Meter $meter by day", "timeseries", (q(f"""
-            SELECT u.bucket::timestamp AT TIME ZONE {TZ} AS time, sum(u.units) AS units,
-                   sum(u.amount_yuan) AS yuan
-            FROM usage_daily u
-            WHERE u.meter_id = '$meter'
-              AND $__timeFilter(u.bucket::timestamp AT TIME ZONE {TZ})
+            SELECT d.time, sum(d.units) AS units, sum(d.yuan) AS yuan
+            FROM (SELECT u.bucket::timestamp AT TIME ZONE {M_ZONE} AS time, u.units,
+                         u.amount_yuan AS yuan
+                  FROM usage_daily u WHERE u.meter_id = '$meter') d
+            WHERE $__timeFilter(d.time)
             GROUP BY 1 ORDER BY 1
         """, "time", "units", "yuan", series=True),), width=16,
             custom={"drawStyle": "bars"}),
         Panel("Meter $meter by month and band", "table", (q(f"""
-            SELECT {label('u.bucket', 'YYYY-MM')} AS month,
+            SELECT {label('u.bucket', 'YYYY-MM', M_ZONE)} AS month,
                    CASE WHEN u.band = '' THEN 'single rate' ELSE u.band END AS band,
                    u.units, u.amount_yuan AS yuan
             FROM usage_monthly u
@@ -175,7 +187,7 @@ LD = "ledger_daily"
 
 def _income(pattern: str, name: str) -> Panel:
     return Panel(f"Income by {name}", "table", (q(f"""
-        SELECT {label('l.bucket', pattern)} AS {name},
+        SELECT {label('l.bucket', pattern, site_zone('l'))} AS {name},
                COALESCE(sum(l.amount_fen) FILTER (WHERE l.kind = 'topup'), 0) / 100.0
                    AS topups_yuan,
                -COALESCE(sum(l.amount_fen) FILTER (WHERE l.kind = 'refund'), 0) / 100.0

@@ -57,9 +57,6 @@ class Selection:
 VARIABLE = re.compile(
     r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^)]*)\)")
-BUILTINS = frozenset({"__interval", "__interval_ms", "__from", "__to", "__range",
-                      "__range_s", "__range_ms", "__rate_interval", "__dashboard", "__org",
-                      "__user", "__name", "__timezone"})
 
 
 def used_variables(text: str) -> set[str]:

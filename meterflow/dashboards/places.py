@@ -11,8 +11,6 @@ from typing import Any
 
 from meterflow.dashboards.spec import custom_variable, datasource_variable, query_variable
 
-TZ = "'Asia/Shanghai'"  # the reporting time zone of the rollups (pipeline/board_rollups.py)
-
 SITE = query_variable("site", "Site", """
     SELECT site_id AS __value, COALESCE(NULLIF(name, ''), site_id) AS __text
     FROM sites ORDER BY 2
@@ -71,11 +69,21 @@ def on_floor(alias: str) -> str:
     return f"('__all' IN ($floor) OR {alias}.floor_id IN ($floor))"
 
 
-def local_day(column: str) -> str:
-    """The start of the reporting day of an instant, as an instant."""
-    return f"date_trunc('day', {column} AT TIME ZONE {TZ}) AT TIME ZONE {TZ}"
+def site_zone(alias: str) -> str:
+    """The report zone of a rollup row's site (sql/0010_site_time_zones.sql)."""
+    return f"site_report_zone({alias}.site_id)"
 
 
-def label(column: str, pattern: str) -> str:
-    """A month ('YYYY-MM') or year ('YYYY') label of a bucket in the reporting zone."""
-    return f"to_char({column} AT TIME ZONE {TZ}, '{pattern}')"
+def meter_zone(column: str) -> str:
+    """The report zone of a meter: its site's, else the default report zone."""
+    return f"meter_report_zone({column})"
+
+
+def local_day(column: str, zone: str) -> str:
+    """The start of the local day of an instant in ``zone``, as an instant."""
+    return f"date_trunc('day', {column} AT TIME ZONE {zone}) AT TIME ZONE {zone}"
+
+
+def label(column: str, pattern: str, zone: str) -> str:
+    """A month ('YYYY-MM') or year ('YYYY') label of a bucket in ``zone``."""
+    return f"to_char({column} AT TIME ZONE {zone}, '{pattern}')"

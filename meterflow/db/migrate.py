@@ -86,8 +86,10 @@ def check(migrations: list[Migration], done: dict[int, tuple[str, str]]) -> list
     return [m for m in migrations if m.version not in done]
 
 
-def migrate(dsn: str, directory: Path = SQL_DIR) -> list[Migration]:
-    """Apply pending migrations in order; return those applied now."""
+def migrate(dsn: str, directory: Path = SQL_DIR, report_timezone: str | None = None
+            ) -> list[Migration]:
+    """Apply pending migrations in order, then write ``report_timezone`` (when given) as
+    the default report zone; return the migrations applied now."""
     migrations = discover(directory)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
@@ -96,9 +98,31 @@ def migrate(dsn: str, directory: Path = SQL_DIR) -> list[Migration]:
             pending = check(migrations, applied(conn))
             for migration in pending:
                 _apply(conn, migration)
+            if report_timezone is not None:
+                set_report_zone(conn, report_timezone)
             return pending
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def set_report_zone(conn: psycopg.Connection, name: str) -> bool:
+    """Make ``name`` the default report zone of SQL (``report_settings``,
+    sql/0010_site_time_zones.sql); when it changes, the report days of meters in no site
+    are recomputed (``rebuild_report_days()``). True when it changed."""
+    found = conn.execute("SELECT to_regclass('report_settings')").fetchone()
+    if found is None or found[0] is None:
+        return False
+    try:
+        with conn.transaction():
+            conn.execute("SELECT now() AT TIME ZONE %s", (name,))
+            row = conn.execute("SELECT timezone FROM report_settings FOR UPDATE").fetchone()
+            if row is not None and row[0] == name:
+                return False
+            conn.execute("UPDATE report_settings SET timezone = %s", (name,))
+            conn.execute("SELECT rebuild_report_days()")
+    except psycopg.Error as exc:
+        raise MigrationError(f"report time zone {name!r}: {str(exc).strip()}") from exc
+    return True
 
 
 def _apply(conn: psycopg.Connection, migration: Migration) -> None:

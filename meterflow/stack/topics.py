@@ -6,8 +6,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from contracts.topics import TOPICS
 from meterflow.settings import Settings
-from pipeline.topics import TOPICS
 
 
 def create_topics(settings: Settings) -> list[str]:

@@ -1,13 +1,13 @@
 """Billing domain: tariffs, rating, reading validation, wallets. Pure logic, no I/O.
 
-The stream processors call these functions; they never re-implement them. Every state
-object has ``to_dict``/``from_dict`` (JSON-safe) and every transition is a function of
-``(state, event, now)`` returning ``(new_state, outputs)``; ``now`` is always a parameter.
+The stream processors call these functions; they never re-implement them. Every
+transition is a function of ``(state, event, now)`` returning ``(new_state, outputs)``;
+``now`` is always a parameter. Money, ids and band names come from the contracts
+(docs/architecture.md, layers); the stages keep the states as records
+(pipeline/records.py).
 """
 
 from pipeline.billing.errors import RatingError, TariffError
-from pipeline.billing.ids import charge_id
-from pipeline.billing.money import round_fen, round_half_up
 from pipeline.billing.rating import Rating, Usage, rate
 from pipeline.billing.reading import MeterConfig, Reading
 from pipeline.billing.tariff import Tariff, TariffBook
@@ -39,15 +39,12 @@ __all__ = [
     "WalletState",
     "apply",
     "charge_for",
-    "charge_id",
     "check_stopped",
     "load_tariff_text",
     "open_account",
     "parse_tariff",
     "rate",
     "replace_meter",
-    "round_fen",
-    "round_half_up",
     "tick",
     "validate",
 ]

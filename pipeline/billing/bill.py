@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from pipeline.billing.money import round_fen
+from contracts.money import round_fen
 from pipeline.billing.rating import Rating, Usage, rate
 from pipeline.billing.reading import MeterConfig, Reading
 from pipeline.billing.tariff import TariffBook

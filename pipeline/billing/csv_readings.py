@@ -10,8 +10,9 @@ import io
 from datetime import datetime
 from decimal import Decimal
 
-from pipeline.billing.money import parse_decimal
-from pipeline.billing.reading import BANDS, Reading
+from contracts.bands import BANDS
+from contracts.money import parse_decimal
+from pipeline.billing.reading import Reading
 
 REQUIRED = ("meter_id", "ts", "reading")
 

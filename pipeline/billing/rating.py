@@ -16,9 +16,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
+from contracts.money import COST_PLACES, exact_sum, round_half_up
 from pipeline.billing.errors import RatingError
 from pipeline.billing.instants import epoch_micros, utc
-from pipeline.billing.money import COST_PLACES, exact_sum, round_half_up
 from pipeline.billing.shares import band_shares
 from pipeline.billing.spread import spread
 from pipeline.billing.tariff import TariffBook

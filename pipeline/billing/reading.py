@@ -12,11 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
-from pipeline.billing.money import decimal_text, parse_decimal
-
-BANDS = ("sharp", "peak", "flat", "valley")
 DEFAULT_REGISTER_MAX = Decimal("999999.99")
 
 
@@ -35,24 +31,6 @@ class Reading:
 
     def same_values(self, other: Reading) -> bool:
         return self.value == other.value and dict(self.registers) == dict(other.registers)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "meter_id": self.meter_id,
-            "ts": self.ts.isoformat(),
-            "value": decimal_text(self.value),
-            "registers": {k: decimal_text(v) for k, v in sorted(self.registers.items())},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Reading:
-        registers = {str(k): parse_decimal(v) for k, v in data.get("registers", {}).items()}
-        return cls(
-            str(data["meter_id"]),
-            datetime.fromisoformat(data["ts"]),
-            parse_decimal(data["value"]),
-            registers,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from pipeline.billing.ids import command_id, derive_id
+from contracts.ids import command_id, derive_id
 
 DISCONNECT = "disconnect"
 RECONNECT = "reconnect"

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from contracts.money import parse_decimal
 from pipeline.billing.bands import BandSet, build_band_set
 from pipeline.billing.errors import TariffError
-from pipeline.billing.money import parse_decimal
 from pipeline.billing.tariff import Season, Step, Surcharge, Tariff
 from pipeline.billing.yaml_decimal import load_yaml
 

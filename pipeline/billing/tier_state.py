@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
-
-from pipeline.billing.money import fraction_text, parse_fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +25,3 @@ class TierState:
         if (self.tariff_id, self.period) == (tariff_id, period):
             return self
         return TierState(tariff_id, period, Fraction(0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tariff_id": self.tariff_id,
-            "period": self.period,
-            "used": fraction_text(self.used),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TierState:
-        return cls(str(data["tariff_id"]), str(data["period"]), parse_fraction(data["used"]))

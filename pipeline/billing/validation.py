@@ -1,6 +1,6 @@
 """Reading validation: accept, drop as duplicate, or reject with a stable reason code.
 
-Rules (issue 3, section 4). A rejected reading never moves the baseline.
+Rules (docs/contracts.md, rejected reading). A rejected reading never moves the baseline.
   out_of_order           older than the last accepted reading
   conflicting_duplicate  same timestamp as the last accepted one, other values
   out_of_range           negative or above the register maximum
@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from pipeline.billing.ids import meter_stopped_id, rejection_id
+from contracts.ids import meter_stopped_id, rejection_id
 from pipeline.billing.instants import elapsed, utc
 from pipeline.billing.reading import MeterConfig, Reading
 
@@ -91,27 +90,6 @@ class MeterState:
     last: Reading | None = None
     unchanged_since: datetime | None = None
     stopped_alarmed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "meter_id": self.meter_id,
-            "last": None if self.last is None else self.last.to_dict(),
-            "unchanged_since": None
-            if self.unchanged_since is None
-            else self.unchanged_since.isoformat(),
-            "stopped_alarmed": self.stopped_alarmed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MeterState:
-        since = data.get("unchanged_since")
-        last = data.get("last")
-        return cls(
-            str(data["meter_id"]),
-            None if last is None else Reading.from_dict(last),
-            None if since is None else datetime.fromisoformat(since),
-            bool(data.get("stopped_alarmed", False)),
-        )
 
 
 def _band_deltas(

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from pipeline.billing.ids import alarm_id, ledger_entry_id, supply_decision_id
+from contracts.ids import alarm_id, ledger_entry_id, supply_decision_id
+from contracts.money import COST_PLACES, decimal_text, round_fen, round_half_up
 from pipeline.billing.instants import utc
-from pipeline.billing.money import COST_PLACES, decimal_text, round_fen, round_half_up
 from pipeline.billing.wallet_model import (
     CONNECTED,
     DISCONNECTED,

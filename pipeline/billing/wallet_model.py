@@ -11,11 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from pipeline.billing.ids import charge_id
+from contracts.ids import charge_id
 from pipeline.billing.keep_supply import KeepSupplyPolicy
-from pipeline.billing.money import decimal_text, parse_decimal
 from pipeline.billing.rating import Rating
 
 CONNECTED = "connected"
@@ -45,26 +43,6 @@ class WalletConfig:
     def disconnect_at_fen(self) -> int:
         """Supply is due to be cut when the balance is at or below this."""
         return -self.overdraft_fen
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "thresholds_fen": list(self.thresholds_fen),
-            "overdraft_fen": self.overdraft_fen,
-            "reconnect_above_fen": self.reconnect_above_fen,
-            "postpaid": self.postpaid,
-            "keep_supply": self.keep_supply.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WalletConfig:
-        a, b, c = (int(x) for x in data["thresholds_fen"])
-        return cls(
-            (a, b, c),
-            int(data["overdraft_fen"]),
-            int(data["reconnect_above_fen"]),
-            bool(data["postpaid"]),
-            KeepSupplyPolicy.from_dict(data["keep_supply"]),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,59 +91,6 @@ class WalletState:
         posting this is the deepest level announced (``fired_levels``)."""
         return max((level for level, threshold in enumerate(self.config.thresholds_fen, 1)
                     if self.balance_fen <= threshold), default=0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "config": self.config.to_dict(),
-            "balance_fen": self.balance_fen,
-            "seq": self.seq,
-            "cumulative_cost": decimal_text(self.cumulative_cost),
-            "charged_fen": self.charged_fen,
-            "fired_levels": sorted(self.fired_levels),
-            "supply": self.supply,
-            "disconnect_pending": self.disconnect_pending,
-            "deferred_until": None
-            if self.deferred_until is None
-            else self.deferred_until.isoformat(),
-            "manual_keep_supply": self.manual_keep_supply,
-            "processed": {
-                key: [p.kind, p.amount, p.seq, p.balance_fen]
-                for key, p in sorted(self.processed.items())
-            },
-            "last_charges": {
-                meter: [c.end.isoformat(), c.key, c.result.amount, c.result.seq,
-                        c.result.balance_fen]
-                for meter, c in sorted(self.last_charges.items())
-            },
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WalletState:
-        until = data.get("deferred_until")
-        return cls(
-            account_id=str(data["account_id"]),
-            config=WalletConfig.from_dict(data["config"]),
-            balance_fen=int(data["balance_fen"]),
-            seq=int(data["seq"]),
-            cumulative_cost=parse_decimal(data["cumulative_cost"]),
-            charged_fen=int(data["charged_fen"]),
-            fired_levels=frozenset(int(x) for x in data["fired_levels"]),
-            supply=str(data["supply"]),
-            disconnect_pending=bool(data["disconnect_pending"]),
-            deferred_until=None if until is None else datetime.fromisoformat(until),
-            manual_keep_supply=bool(data["manual_keep_supply"]),
-            processed={
-                str(k): Processed(str(v[0]), str(v[1]), int(v[2]), int(v[3]))
-                for k, v in data["processed"].items()
-            },
-            last_charges={
-                str(meter): LastCharge(
-                    datetime.fromisoformat(v[0]), str(v[1]),
-                    Processed("charge", str(v[2]), int(v[3]), int(v[4])))
-                for meter, v in data.get("last_charges", {}).items()
-            },
-        )
 
 
 # --- commands -------------------------------------------------------------------------

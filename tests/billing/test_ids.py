@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.billing.ids import _NAMESPACE, command_id, derive_id
+from contracts.ids import _NAMESPACE, command_id, derive_id
 
 names = st.text(min_size=1, max_size=40)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.billing.money import (
+from contracts.money import (
     decimal_text,
     fen_to_yuan,
     fraction_text,

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from contracts.money import fraction_text
+from pipeline import records
 from pipeline.billing.errors import RatingError
 from pipeline.billing.instants import elapsed
 from pipeline.billing.rating import Usage, band_shares, rate
@@ -14,6 +16,7 @@ from pipeline.billing.tariff import TariffBook
 from pipeline.billing.tariff_parse import load_tariff_text
 from pipeline.billing.tier_state import TierState
 from pipeline.billing.timeline import pieces
+from pipeline.billing.validation import MeterState
 
 from .conftest import book_of
 
@@ -269,5 +272,7 @@ def test_surcharges_on_every_unit(bj_water: TariffBook) -> None:
 
 def test_tier_state_round_trip() -> None:
     state = TierState("t", "month:2024-07", Fraction(1, 3))
-    assert TierState.from_dict(state.to_dict()) == state
-    assert state.to_dict()["used"] == "1/3"
+    stored = records.encode(records.MeterRecord(MeterState("M1"), tiers=state))
+    record = records.meter_record(stored)
+    assert record is not None and record.tiers == state
+    assert fraction_text(state.used) == "1/3" and b'"1/3"' in stored

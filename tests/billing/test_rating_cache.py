@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import pytest
 
+from contracts.money import round_half_up
 from pipeline.billing import tariff_plan
 from pipeline.billing.lru import Lru
-from pipeline.billing.money import round_half_up
 from pipeline.billing.rating import Rating, SurchargeLine, Usage, rate
 from pipeline.billing.tariff import TariffBook
 from pipeline.billing.timeline import period_key

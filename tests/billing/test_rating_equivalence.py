@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.money import fraction_text
 from pipeline.billing.instants import utc
 from pipeline.billing.rating import Usage, rate
 from pipeline.billing.tariff import TariffBook
@@ -265,7 +266,7 @@ def same(book: TariffBook, tiers: TierState | None, usage: Usage) -> Any:
     assert outcome(rate, book, tiers, usage) == expected
     if expected[0] != "error":
         state = expected[0]
-        assert TierState(*state[:3]).to_dict()["used"] == state[3]
+        assert fraction_text(TierState(*state[:3]).used) == state[3]
     return expected
 
 

@@ -1,4 +1,4 @@
-"""Properties of rating (issue 3 acceptance): additivity, totals, monotonicity."""
+"""Properties of rating (docs/tariffs.md): additivity, totals, monotonicity."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from pipeline.billing.money import round_fen
+from contracts.money import round_fen
 from pipeline.billing.rating import Usage, rate
 from pipeline.billing.tariff import TariffBook
 from pipeline.billing.tier_state import TierState

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from connectors.frame_cli import frame_app
+from meterflow.subcommands.frame import frame_app
 
 runner = CliRunner()
 

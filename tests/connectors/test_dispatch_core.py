@@ -8,14 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.dispatch.commands import (
-    Ack,
-    Command,
-    derive_command_id,
-    identify,
-    parse_ack,
-    parse_command,
-)
 from connectors.dispatch.offsets import OffsetTracker
 from connectors.dispatch.policy import (
     CommandState,
@@ -25,7 +17,15 @@ from connectors.dispatch.policy import (
     RetryPolicy,
     backoff_delay,
 )
-from pipeline.raw_reading import PayloadError
+from contracts.commands import (
+    Ack,
+    Command,
+    derive_command_id,
+    identify,
+    parse_ack,
+    parse_command,
+)
+from contracts.errors import PayloadError
 
 T0 = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 

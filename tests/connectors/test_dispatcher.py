@@ -7,11 +7,12 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.dispatch.commands import Command
 from connectors.dispatch.dispatcher import Dispatcher
-from connectors.dispatch.kafka_io import Record
 from connectors.dispatch.policy import Outcome, RetryPolicy
-from connectors.dispatch.registry import MeterEntry, Registry
+from connectors.registry import MeterEntry, Registry
+from contracts.commands import Command
+from contracts.topics import COMMANDS
+from runtime.consumer import Record
 
 FAST = RetryPolicy(base_s=0.02, factor=2, cap_s=0.05, jitter=0, attempt_timeout_s=0.2)
 
@@ -63,7 +64,7 @@ def entry(meter_id: str, protocol: str = "dlt645") -> MeterEntry:
 
 def record(cmd: Command | bytes, offset: int) -> Record:
     value = cmd if isinstance(cmd, bytes) else cmd.to_json()
-    return Record(0, offset, b"k", value, 1_750_000_000_000)
+    return Record(COMMANDS, 0, offset, b"k", value, 1_750_000_000_000)
 
 
 def command(meter: str, origin: str, ttl_s: float, action: str = "disconnect") -> Command:

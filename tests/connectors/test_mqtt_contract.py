@@ -20,7 +20,7 @@ from connectors.mqtt.contract import (
     reading_payload,
     topic,
 )
-from pipeline.raw_reading import PayloadError
+from contracts.errors import PayloadError
 
 T = "meters/M-1/readings"
 

@@ -10,19 +10,19 @@ import pytest
 
 from connectors import cjt188, dlt645
 from connectors.dispatch.policy import Outcome
-from connectors.dispatch.registry import (
+from connectors.polling.protocols import CJT188, DLT645
+from connectors.publisher import connector_dead_letter
+from connectors.registry import (
     MeterEntry,
     RegistryError,
     load_fleet,
     parse_endpoint,
     write_fleet,
 )
-from connectors.publisher import connector_dead_letter
 from connectors.simulator.frame_server import FrameBus
 from connectors.simulator.meter import SimMeter
 from connectors.simulator.profiles import LOCAL_TZ
-from connectors.transport.protocols import CJT188, DLT645
-from pipeline.raw_reading import PayloadError
+from contracts.errors import PayloadError
 
 NOW = datetime(2026, 7, 1, 19, 30, tzinfo=LOCAL_TZ)
 

@@ -96,8 +96,8 @@ def test_image_and_chart_agree(render: Render) -> None:
     assert config["METERFLOW_SQL_DIR"] == sql_dir.group(1)
 
 
-@pytest.mark.parametrize("path", ["meterflow", "pipeline", "connectors", "sql",
-                                  "pyproject.toml", "README.md"])
+@pytest.mark.parametrize("path", ["contracts", "runtime", "pipeline", "connectors", "services",
+                                  "meterflow", "sql", "pyproject.toml", "README.md"])
 def test_build_context_keeps_what_the_build_copies(path: str) -> None:
     ignore = (REPO / ".dockerignore").read_text().split()
     assert "*" in ignore and f"!{path}" in ignore

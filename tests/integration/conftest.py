@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from meterflow.db.migrate import migrate
 from meterflow.settings import Settings
@@ -86,7 +87,7 @@ def stack(stack_settings: Settings) -> Iterator[Settings]:
     shutil.rmtree(stack_settings.state_dir, ignore_errors=True)
     try:
         local.up(stack_settings)
-        migrate(stack_settings.dsn)
+        migrate(stack_settings.dsn, report_timezone=stack_settings.report_timezone)
         with psycopg.connect(stack_settings.dsn, autocommit=True) as conn:
             wait_for(lambda: conn.execute("SELECT 1 FROM mqtt_auth_syncs").fetchone(), 30,
                      "the broker sync to apply the migrated schema")
@@ -99,6 +100,15 @@ def stack(stack_settings: Settings) -> Iterator[Settings]:
 def db(stack: Settings) -> Iterator[psycopg.Connection]:
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture()
+def fresh_db(stack: Settings, db: psycopg.Connection) -> Iterator[str]:
+    """An empty database of its own on the test stack's server (dropped after the test)."""
+    name = f"mig_{uuid.uuid4().hex[:8]}"
+    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield stack.dsn.replace(f"dbname={stack.pg_database}", f"dbname={name}")
+    db.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
@@ -291,3 +301,12 @@ def tariff_id(api: ApiSession) -> str:
                       headers={"Content-Type": "application/yaml"})
         assert made.status_code == 201, made.text
     return tid
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (tests/integration/browser_support.py), one per session."""
+    from tests.integration.browser_support import headless_chromium
+
+    with headless_chromium() as launched:
+        yield launched

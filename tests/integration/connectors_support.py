@@ -14,17 +14,18 @@ from kafka import KafkaConsumer, TopicPartition
 
 from connectors.dispatch.delivery import Deliverers
 from connectors.dispatch.dispatcher import Dispatcher
-from connectors.dispatch.kafka_io import CommandFeed, Record, load_finished
+from connectors.dispatch.kafka_io import CommandFeed, load_finished
 from connectors.dispatch.mqtt_link import MqttLink
 from connectors.dispatch.policy import RetryPolicy
-from connectors.dispatch.registry import Registry, upsert_db
 from connectors.mqtt.client import Broker
 from connectors.publisher import KafkaOut
+from connectors.registry import Registry, upsert_db
 from connectors.simulator.fleet import Fleet
 from meterflow.broker.platform import Role, broker_for, device_broker
 from meterflow.broker.sync import wait_applied
-from meterflow.devices import credentials, gateways
 from meterflow.settings import Settings
+from runtime.consumer import Record
+from services.devices import credentials, gateways
 
 
 def broker_of(settings: Settings, role: Role = "bridge") -> Broker:

@@ -395,8 +395,9 @@ def wallet_alarms(account_id: str, charges_yuan: list[str], *, topup_fen: int = 
     worker publishes them (thresholds and levels are the billing core's defaults)."""
     from decimal import Decimal
 
-    from pipeline import messages
-    from pipeline.billing.ids import charge_id
+    from contracts import messages
+    from contracts.ids import charge_id
+    from pipeline import payloads
     from pipeline.billing.wallet import apply, open_account
     from pipeline.billing.wallet_model import Charge, LowBalanceAlarm, SupplyDecision, TopUp
 
@@ -410,7 +411,7 @@ def wallet_alarms(account_id: str, charges_yuan: list[str], *, topup_fen: int = 
                                end)
         for o in outputs:
             if isinstance(o, LowBalanceAlarm):
-                out.append(messages.as_dict(messages.low_balance(o)))
+                out.append(messages.as_dict(payloads.low_balance(o)))
             elif isinstance(o, SupplyDecision):
-                out.append(messages.as_dict(messages.supply(o)))
+                out.append(messages.as_dict(payloads.supply(o)))
     return out

@@ -23,9 +23,9 @@ import psycopg
 import pytest
 
 from meterflow.broker.sync import wait_applied
-from meterflow.devices import credentials
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
+from services.devices import credentials
 
 from .conftest import REPO, ApiSession, env_of, wait_for
 

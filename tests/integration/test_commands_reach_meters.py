@@ -15,11 +15,11 @@ import pytest
 from kafka import KafkaProducer
 
 from connectors.dispatch.policy import RetryPolicy
-from connectors.dispatch.registry import Registry, load_db, upsert_db
+from connectors.registry import Registry, load_db, upsert_db
 from connectors.simulator.fleet import FleetThread
+from contracts import topics
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import topics
 
 from .conftest import start_worker, wait_for
 from .connectors_support import DispatcherThread, provisioned_fleet, run_id

@@ -11,12 +11,12 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from connectors.dispatch.commands import Command
 from connectors.dispatch.policy import RetryPolicy
-from connectors.dispatch.registry import Registry, load_db, upsert_db
+from connectors.registry import Registry, load_db, upsert_db
 from connectors.simulator.fleet import FleetThread
+from contracts.commands import Command
+from contracts.topics import COMMAND_ACKS, COMMANDS
 from meterflow.settings import Settings
-from pipeline.topics import COMMAND_ACKS, COMMANDS
 
 from .connectors_support import DispatcherThread, TopicTail, provisioned_fleet, run_id
 

@@ -12,13 +12,13 @@ import psycopg
 import pytest
 
 from connectors.mqtt.bridge import MqttBridge
+from connectors.polling.framed import FramePoller
+from connectors.polling.modbus import ModbusLoop
+from connectors.polling.protocols import CJT188, DLT645
 from connectors.publisher import KafkaOut
 from connectors.simulator.fleet import FleetThread
-from connectors.transport.framed import FramePoller
-from connectors.transport.modbus import ModbusLoop
-from connectors.transport.protocols import CJT188, DLT645
+from contracts.topics import DEAD_LETTERS, RAW_READINGS
 from meterflow.settings import Settings
-from pipeline.topics import DEAD_LETTERS, RAW_READINGS
 
 from .connectors_support import TopicTail, broker_of, provisioned_fleet, run_id
 

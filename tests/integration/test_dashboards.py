@@ -27,15 +27,15 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
-from meterflow.accounts import open_account
+from contracts import topics
 from meterflow.dashboards.checks import Run, run_board
 from meterflow.dashboards.macros import Selection, TimeRange
-from meterflow.payments import record_payment
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import topics
 from pipeline.billing import WalletConfig, load_tariff_text
+from services.accounts.spec import AccountSpec, MeterSpec, TariffSpec
+from services.accounts.store import open_account
+from services.payments.store import record_payment
 
 from .boards_support import ROLLUPS, generate_history
 from .conftest import REPO, env_of, start_worker, wait_for

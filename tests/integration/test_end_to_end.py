@@ -20,14 +20,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from connectors.dispatch.registry import upsert_db
+from connectors.registry import upsert_db
 from connectors.simulator.fleet import FleetThread
-from meterflow.account_spec import AccountSpec, MeterSpec, TariffSpec
-from meterflow.accounts import open_account
-from meterflow.payments import record_payment
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
 from pipeline.billing import WalletConfig, load_tariff_text
+from services.accounts.spec import AccountSpec, MeterSpec, TariffSpec
+from services.accounts.store import open_account
+from services.payments.store import record_payment
 
 from .conftest import REPO, env_of, wait_for
 from .connectors_support import provisioned_fleet, run_id

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from meterflow.db.migrate import SQL_DIR, MigrationError, migrate
-from meterflow.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def fresh_db(stack: Settings, db: psycopg.Connection) -> Iterator[str]:
-    name = f"mig_{uuid.uuid4().hex[:8]}"
-    db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield stack.dsn.replace(f"dbname={stack.pg_database}", f"dbname={name}")
-    db.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_migrate_applies_once_then_refuses_an_edited_file(fresh_db: str, tmp_path: Path) -> None:

@@ -21,16 +21,16 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
-from connectors.notify.cli import notify_app
 from connectors.notify.ids import meta_alarm_id, notification_id
 from connectors.notify.store import list_notifications
 from connectors.publisher import make_producer
+from contracts.dead_letter import DeadLetter
+from contracts.messages import as_dict
+from contracts.topics import ALARMS, DEAD_LETTERS, METER_EVENTS
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import messages
-from pipeline.dead_letter import DeadLetter
-from pipeline.messages import as_dict
-from pipeline.topics import ALARMS, DEAD_LETTERS, METER_EVENTS
+from meterflow.subcommands.notify import notify_app
+from pipeline import payloads
 from tests.integration.conftest import REPO, wait_for
 from tests.integration.notify_support import (
     HEALTH_PORT,
@@ -374,7 +374,7 @@ def test_meter_offline_reaches_the_site_rule(
          "--channel", "webhook", "--to", "ops", "--language", "en")
     from datetime import UTC, datetime
 
-    offline = as_dict(messages.meter_event(place.meter_id, "offline", datetime.now(UTC),
+    offline = as_dict(payloads.meter_event(place.meter_id, "offline", datetime.now(UTC),
                                            "no reading"))
     publish(producer, METER_EVENTS, place.meter_id, offline)
     (row,) = settled(db, place.account_id, 1)
@@ -404,7 +404,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_service_goes_on(
     from pipeline.billing.wallet_model import Refusal
 
     # the SMS template for refusals takes {balance}, which a refusal does not have
-    refused = as_dict(messages.refusal(Refusal(a, f"key-{t}", "insufficient_balance", "too much"),
+    refused = as_dict(payloads.refusal(Refusal(a, f"key-{t}", "insufficient_balance", "too much"),
                              datetime.now(UTC)))
     publish(producer, ALARMS, a, garbage)
     publish(producer, ALARMS, a, naive)

@@ -20,12 +20,14 @@ import pytest
 
 from connectors.notify.config import parse_config
 from connectors.notify.rules import Rule
-from connectors.notify.service import Delivery, Intake, KafkaFeed, Record, build_channels
+from connectors.notify.service import Delivery, Intake, KafkaFeed, build_channels
 from connectors.notify.store import add_rule, list_notifications
 from connectors.publisher import make_producer
+from contracts import messages
+from contracts.topics import ALARMS, METER_EVENTS
 from meterflow.settings import Settings
-from pipeline import messages
-from pipeline.topics import ALARMS, METER_EVENTS
+from pipeline import payloads
+from runtime.consumer import Record
 from tests.integration.conftest import wait_for
 from tests.integration.notify_support import (
     SECRETS,
@@ -163,7 +165,7 @@ def test_rate_limit_holds_the_third_message_and_lets_urgent_ones_through(
         add_rule(db, Rule("rate-" + t, "account", place.account_id, ("offline", "disconnect"),
                           "sms", "customer"))
         for minute in range(3):
-            send(producer, METER_EVENTS, place.meter_id, messages.as_dict(messages.meter_event(
+            send(producer, METER_EVENTS, place.meter_id, messages.as_dict(payloads.meter_event(
                 place.meter_id, "offline", start + timedelta(minutes=minute), "silent")))
         loops.take(3)
         assert loops.delivery.run_once() == 3

@@ -23,10 +23,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from meterflow.outbox import ID_HEADER, OutboxRow, RelayConfig, drain, kafka_producer
-from meterflow.payments import record_payment
+from contracts.topics import PAYMENTS
 from meterflow.settings import Settings
-from pipeline.topics import PAYMENTS
+from services.outbox import ID_HEADER, OutboxRow, RelayConfig, drain, kafka_producer
+from services.payments.store import record_payment
 from tests.integration.conftest import REPO, env_of, wait_for
 from tests.integration.connectors_support import TopicTail
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from contracts import topics
 from meterflow.settings import Settings
-from pipeline import topics
 
 from .conftest import wait_for
 

@@ -16,12 +16,12 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from meterflow.outbox import RelayConfig, drain, kafka_producer
-from meterflow.payments import record_payment
-from meterflow.reconcile import reconcile
+from contracts import topics
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import topics
+from services.outbox import RelayConfig, drain, kafka_producer
+from services.payments.store import record_payment
+from services.reconcile import reconcile
 
 from .conftest import start_worker, wait_for
 

@@ -30,13 +30,13 @@ from connectors.mqtt.contract import reading_payload
 from connectors.mqtt.identity import Identities
 from connectors.mqtt.identity import load_db as load_identities
 from connectors.publisher import KafkaOut
+from contracts.topics import DEAD_LETTERS, RAW_READINGS
 from meterflow.broker.platform import platform_user
 from meterflow.broker.sync import wait_applied
-from meterflow.devices import credentials, gateways
 from meterflow.settings import Settings
 from meterflow.stack.mosquitto import Mosquitto
 from meterflow.stack.tls import ensure_ca
-from pipeline.topics import DEAD_LETTERS, RAW_READINGS
+from services.devices import credentials, gateways
 
 from .conftest import PORT_BASE, REPO, env_of, ports, state_root, wait_for
 from .connectors_support import TopicTail, broker_of

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from contracts.topics import TOPICS
 from meterflow.settings import Settings
-from pipeline.topics import TOPICS
 from tests.integration.conftest import PORT_BASE, REPO, env_of, wait_for
 
 pytestmark = pytest.mark.integration

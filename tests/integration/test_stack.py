@@ -9,10 +9,10 @@ import subprocess
 import psycopg
 import pytest
 
+from contracts.topics import TOPICS
 from meterflow.broker.platform import platform_user
 from meterflow.settings import Settings
 from meterflow.stack import local
-from pipeline.topics import TOPICS
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from contracts.messages import RatedInterval, RatedLineBody, SurchargeBody
 from meterflow.settings import Settings
-from pipeline.messages import RatedInterval, RatedLineBody, SurchargeBody
 from pipeline.store import prepare, write_rated
 
 pytestmark = pytest.mark.integration

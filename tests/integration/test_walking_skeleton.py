@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from contracts.topics import RAW_READINGS
 from meterflow.settings import Settings
-from pipeline.topics import RAW_READINGS
 
 from .conftest import wait_for
 

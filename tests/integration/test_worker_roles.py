@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from contracts import topics
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import topics
 
 from .conftest import start_worker, wait_for
 from .test_pipeline import open_account, payment, reading, rows, send

@@ -13,9 +13,9 @@ import pytest
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
+from contracts import topics
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
-from pipeline import topics
 
 from .conftest import start_worker, wait_for
 

@@ -9,7 +9,7 @@ from pymodbus import FramerType
 from typer.testing import CliRunner
 
 from connectors.modbus import load_map
-from connectors.modbus.cli import poll_app
+from meterflow.subcommands.poll import poll_app
 from tests.modbus.conftest import FC_READ_HOLDING, free_port
 from tests.modbus.test_poller import ACREL_VALUES, SDM120_VALUES
 

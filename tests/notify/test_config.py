@@ -122,8 +122,8 @@ def test_the_notifier_refuses_to_start_without_its_secrets(
     import typer
     from typer.testing import CliRunner
 
-    from connectors.notify.cli import notifier
     from meterflow.settings import Settings
+    from meterflow.subcommands.notify import notifier
 
     path = tmp_path / "notify.yaml"
     path.write_text(EXAMPLE)

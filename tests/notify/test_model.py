@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.notify.ids import meta_alarm_id, notification_id
-from connectors.notify.model import InputError, parse, parse_alarm, parse_meter_event
-from pipeline import messages
+from connectors.notify.model import parse, parse_alarm, parse_meter_event
+from contracts.errors import PayloadError
+from contracts.messages import as_dict
+from contracts.topics import ALARMS, METER_EVENTS
+from pipeline import payloads
 from pipeline.billing.wallet_model import LowBalanceAlarm, Refusal, SupplyDecision
-from pipeline.messages import as_dict
-from pipeline.topics import ALARMS, METER_EVENTS
 
 AT = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 
@@ -22,22 +23,22 @@ def raw(body: object) -> bytes:
 
 
 def test_pipeline_payloads_parse() -> None:
-    low = as_dict(messages.low_balance(LowBalanceAlarm("alarm-1", "A1", 2, 2000, 1990, 7, AT)))
+    low = as_dict(payloads.low_balance(LowBalanceAlarm("alarm-1", "A1", 2, 2000, 1990, 7, AT)))
     event = parse(ALARMS, raw(low))
     assert (event.kind, event.level, event.balance_fen, event.threshold_fen, event.at) == \
         ("low_balance", 2, 1990, 2000, AT)
-    cut = as_dict(messages.supply(SupplyDecision("supply-1", "A1", "disconnect",
+    cut = as_dict(payloads.supply(SupplyDecision("supply-1", "A1", "disconnect",
                                                  "balance exhausted", -5, AT)))
     assert parse_alarm(raw(cut)).balance_fen == -5
-    refused = as_dict(messages.refusal(Refusal("A1", "k1", "insufficient_balance", "too much"), AT))
+    refused = as_dict(payloads.refusal(Refusal("A1", "k1", "insufficient_balance", "too much"), AT))
     assert parse_alarm(raw(refused)).detail.startswith("insufficient_balance")
-    offline = as_dict(messages.meter_event("M1", "offline", AT, "silent"))
+    offline = as_dict(payloads.meter_event("M1", "offline", AT, "silent"))
     event = parse(METER_EVENTS, raw(offline))
     assert (event.meter_id, event.kind, event.account_id) == ("M1", "offline", None)
 
 
 def test_added_fields_are_ignored() -> None:
-    low = as_dict(messages.low_balance(LowBalanceAlarm("alarm-1", "A1", 1, 5000, 4990, 3, AT)))
+    low = as_dict(payloads.low_balance(LowBalanceAlarm("alarm-1", "A1", 1, 5000, 4990, 3, AT)))
     assert parse_alarm(raw({**low, "new_field": 1})).level == 1
 
 
@@ -65,15 +66,15 @@ def test_added_fields_are_ignored() -> None:
 ])
 def test_malformed_alarms_name_the_problem(body: object, reason: str) -> None:
     data = body if isinstance(body, bytes) else raw(body)
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(PayloadError) as caught:
         parse_alarm(data)
     assert reason in caught.value.reason
 
 
 def test_malformed_meter_events() -> None:
-    with pytest.raises(InputError, match="field meter_id: missing"):
+    with pytest.raises(PayloadError, match="field meter_id: missing"):
         parse_meter_event(raw({"event_id": "e", "kind": "offline", "at": AT.isoformat()}))
-    with pytest.raises(InputError, match="empty message"):
+    with pytest.raises(PayloadError, match="empty message"):
         parse_meter_event(None)
 
 

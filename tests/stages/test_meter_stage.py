@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pipeline import messages, records, topics
-from pipeline.billing.ids import charge_id
+from contracts import topics
+from contracts.commands import Ack
+from contracts.ids import charge_id
+from contracts.raw_reading import RawReading
+from pipeline import records
 from pipeline.configuration import MeterSetup, TariffVersions
 from pipeline.meter_stage import Out, on_ack, on_reading, on_tick
-from pipeline.raw_reading import RawReading
 
 T0 = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 FLAT = "id: flat\ncommodity: electricity\nunit: kWh\ncurrency: CNY\n" \
@@ -149,8 +151,8 @@ def test_silence_means_offline_once_and_the_next_reading_online() -> None:
 
 
 def test_an_acknowledgement_is_forwarded_to_the_meters_account() -> None:
-    ack = messages.CommandAck(command_id="disconnect:M1:abc", meter_id="M1", status="expired",
-                              at=T0.isoformat(), detail="not confirmed", attempts=0)
+    ack = Ack(command_id="disconnect:M1:abc", meter_id="M1", status="expired", at=T0,
+              detail="not confirmed", attempts=0)
     [signal] = on_ack(ack, METER)
     assert (signal.topic, signal.key) == (topics.WALLET_SIGNALS, "A1")
     body = json.loads(signal.value)

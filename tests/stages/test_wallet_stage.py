@@ -10,15 +10,17 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from pipeline import records, topics
+from contracts import topics
+from contracts.errors import PayloadError
+from contracts.messages import PaymentMessage, RatedInterval, WalletSignal
+from pipeline import records
 from pipeline.billing import WalletConfig
 from pipeline.billing.keep_supply import KeepSupplyPolicy
 from pipeline.billing.supply import CommandPolicy
 from pipeline.configuration import AccountSetup
-from pipeline.messages import PaymentMessage, RatedInterval, WalletSignal
 from pipeline.meter_stage import Out
 from pipeline.records import WalletRecord
-from pipeline.wallet_stage import InputError, on_charge, on_payment, on_signal
+from pipeline.wallet_stage import on_charge, on_payment, on_signal
 
 T0 = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 7, 3, 9, 0, tzinfo=UTC)  # the data below is two days old
@@ -176,17 +178,17 @@ def test_manual_keep_supply_in_the_configuration_defers_and_its_end_lets_the_tic
 
 
 def test_bad_inputs_name_the_field() -> None:
-    with pytest.raises(InputError, match="field kind"):
+    with pytest.raises(PayloadError, match="field kind"):
         on_payment(None, payment("k", 1, kind="gift"), ACCOUNT, NOW, POLICY)
-    with pytest.raises(InputError, match="field end"):
+    with pytest.raises(PayloadError, match="field end"):
         on_charge(None, msgspec.structs.replace(rated(15, "1"), end="yesterday"), ACCOUNT,
                   NOW, POLICY)
-    with pytest.raises(InputError, match="field cost"):
+    with pytest.raises(PayloadError, match="field cost"):
         on_charge(None, msgspec.structs.replace(rated(15, "1"), cost="1e"), ACCOUNT, NOW,
                   POLICY)
-    with pytest.raises(InputError, match="field kind"):
+    with pytest.raises(PayloadError, match="field kind"):
         on_signal(None, WalletSignal(kind="noise", at=NOW.isoformat()), ACCOUNT, NOW, POLICY)
-    with pytest.raises(InputError, match="command_id"):
+    with pytest.raises(PayloadError, match="command_id"):
         on_signal(None, WalletSignal(kind="command_outcome", at=NOW.isoformat()), ACCOUNT,
                   NOW, POLICY)
 

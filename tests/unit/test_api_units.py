@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from meterflow.account_request import ImportErrors, parse_csv
+from meterflow.api.account_request import ImportErrors, parse_csv
 from meterflow.api.auth import PERMISSIONS, allowed, require
 from meterflow.api.errors import _split
 from meterflow.api.tokens import ROLES, TOKEN, new_token, token_hash

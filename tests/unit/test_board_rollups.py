@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from contracts.zones import DEFAULT_REPORT_ZONE as REPORT_TZ
+from contracts.zones import zone
 from pipeline.board_rollups import (
-    REPORT_TZ,
     Place,
     Quality,
     gap_figures,
@@ -62,6 +63,20 @@ def test_gaps_count_missed_readings_rounded_half_up() -> None:
     assert gap_figures(LATE - timedelta(seconds=1349), LATE, 900) == (0, 1349)
     assert gap_figures(LATE - timedelta(hours=5, microseconds=500000), LATE, 900) == \
         (19, 18001)
+
+
+def test_each_meter_counts_in_its_sites_zone() -> None:
+    """16:30 UTC on 30 June is still 30 June in London (17:30 BST) but 1 July in Shanghai."""
+    london = zone("Europe/London")
+    places = {"M1": Place("S1", "B1", "electricity", zone=london), "M2": Place()}
+    lines = [("M1", LATE, "peak", Decimal("1"), Decimal("0.5")),
+             ("M2", LATE, "peak", Decimal("2"), Decimal("1"))]
+    sums = usage_sums(lines, places)
+    assert set(sums["usage_monthly"]) == {("M1", datetime(2026, 6, 1, tzinfo=london), "peak"),
+                                          ("M2", datetime(2026, 7, 1, tzinfo=REPORT_TZ), "peak")}
+    assert ("M1", datetime(2026, 6, 30, tzinfo=london)) in quality_sums(
+        [("M1", LATE, Quality(readings=1))], places)["quality_daily"]
+    assert local_day(LATE, london) == datetime(2026, 6, 29, 23, tzinfo=UTC)
 
 
 def test_quality_sums_keep_the_longest_gap() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.dead_letter import DeadLetter
+from contracts.dead_letter import DeadLetter
 
 
 def test_kafka_dead_letter_id_and_time_are_deterministic() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from meterflow.health import serve_health
+from runtime.health import serve_health
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meterflow.health import Heartbeat
+from runtime.health import Heartbeat
 
 
 class Clock:

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterflow.payment_request import (
+from contracts.money import yuan_text
+from services.payments.request import (
     InvalidPayment,
     PaymentRequest,
     encode_payload,
     parse_yuan,
     payment_payload,
 )
-from pipeline.billing.money import yuan_text
 
 
 @pytest.mark.parametrize(("text", "fen"), [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meterflow.account_spec import (
+from services.accounts.spec import (
     InvalidAccount,
     MeterSpec,
     account_spec,

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.raw_reading import PayloadError, RawReading, parse_raw_reading
+from contracts.errors import PayloadError
+from contracts.raw_reading import RawReading, parse_raw_reading
 
 
 def body(**fields: object) -> bytes:

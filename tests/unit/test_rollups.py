@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from contracts.zones import zone
+from pipeline.board_rollups import Place
 from pipeline.store import rollups
 
 D = Decimal
@@ -33,3 +35,13 @@ def test_lines_sum_per_hour_and_local_day_and_surcharges_stay_out() -> None:
 
 def test_nothing_new_adds_nothing() -> None:
     assert rollups([]) == ([], [])
+
+
+def test_the_day_is_the_meters_site_day() -> None:
+    """22:30 UTC on 1 July: 1 July in London (site S1), 2 July in the default zone."""
+    end = datetime(2026, 7, 1, 22, 30, tzinfo=UTC)
+    places = {"M1": Place("S1", "B1", "electricity", zone=zone("Europe/London"))}
+    fresh = [("M1", end, "", D("1"), D("0.5")), ("M2", end, "", D("2"), D("1"))]
+    _, daily = rollups(fresh, places)
+    assert daily == [("M1", date(2026, 7, 1), "", D("1"), D("0.5")),
+                     ("M2", date(2026, 7, 2), "", D("2"), D("1"))]

@@ -14,8 +14,6 @@ from pydantic import SecretStr
 from connectors.mqtt.identity import Identities, MeterIdentity, problem_of
 from meterflow.api.scope import Place, Scope
 from meterflow.broker.auth_files import Identity, Rule, parse_passwd, render
-from meterflow.broker.cli import probe
-from meterflow.broker.passwords import PasswordHash, hash_password
 from meterflow.broker.platform import (
     MissingSecret,
     broker_for,
@@ -26,6 +24,8 @@ from meterflow.broker.platform import (
 from meterflow.broker.sync import BrokerSync, Target
 from meterflow.settings import Settings
 from meterflow.stack import tls
+from meterflow.subcommands.broker import probe
+from services.devices.passwords import PasswordHash, hash_password
 
 # written by Mosquitto 2.0.11's own `mosquitto_passwd -b pw meter-1 '...'`
 MOSQUITTO_LINE = ("$7$101$HGfF4hkb1qw0XWG1$l+PfDO29TU/fCP6rrw0buZCTFaB4EMGWYKuosJvQyaaxpv2oa4nPY"

@@ -16,17 +16,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import Field
 
-from meterflow.account_ops import (
-    AccountExtras,
-    account_row,
-    describe,
-    open_with_extras,
-    stored_tariff,
-)
-from meterflow.account_request import AccountRequest, ImportErrors, ImportRow, parse_csv
-from meterflow.account_spec import InvalidAccount, build_spec
-from meterflow.accounts import AccountConflict
 from meterflow.api import audit
+from meterflow.api.account_request import AccountRequest, ImportErrors, ImportRow, parse_csv
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
 from meterflow.api.places import check, check_claim
@@ -34,7 +25,16 @@ from meterflow.api.routers.common import Limit, Model, Offset, PathId, page, row
 from meterflow.api.routers.payments import pay
 from meterflow.api.scope import Scope
 from meterflow.api.types import FenOrZero, Id, Name
-from pipeline.billing import WalletConfig
+from pipeline.configuration import wallet_config
+from services.accounts.changes import (
+    AccountExtras,
+    account_row,
+    describe,
+    open_with_extras,
+    stored_tariff,
+)
+from services.accounts.spec import InvalidAccount, build_spec
+from services.accounts.store import AccountConflict
 
 router = APIRouter(tags=["accounts"])
 READ = Depends(require("read"))
@@ -115,8 +115,8 @@ class AccountPatch(Model):
 
 
 def apply_patch(ctx: Ctx, account_id: str, patch: dict[str, Any], action: str) -> None:
-    """Change an account's rules in the caller's transaction (checked by the wallet's own
-    WalletConfig, so the workers never load rules they would refuse), and audit it."""
+    """Change an account's rules in the caller's transaction, checked by building them as
+    the workers read them (pipeline/configuration.py), and audit it."""
     conn = ctx.conn
     check(conn, ctx.actor, "account", account_id)
     before = account_row(conn, account_id, lock=True)
@@ -131,8 +131,8 @@ def apply_patch(ctx: Ctx, account_id: str, patch: dict[str, Any], action: str) -
         values[column] = value
     a, b, c = (int(x) for x in values["thresholds_fen"])
     try:
-        WalletConfig((a, b, c), int(values["overdraft_fen"]), int(values["reconnect_above_fen"]),
-                     values["billing_mode"] == "postpaid")
+        wallet_config(values["billing_mode"], (a, b, c), values["overdraft_fen"],
+                      values["reconnect_above_fen"], values["keep_supply"])
     except ValueError as exc:
         raise ApiError(400, "thresholds" if "threshold" in str(exc) else "reconnect_above",
                        str(exc)) from None

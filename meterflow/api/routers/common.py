@@ -12,11 +12,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from contracts.money import round_fen, yuan_text
 from meterflow.api import audit
 from meterflow.api.auth import Ctx
 from meterflow.api.errors import ApiError
 from meterflow.api.types import ID_RE
-from pipeline.billing.money import round_fen, yuan_text
 
 PathId = Annotated[str, Path(pattern=ID_RE, description="1-64 of A-Z a-z 0-9 . _ : -")]
 QueryId = Annotated[str | None, Query(pattern=ID_RE, description="Filter by id")]

@@ -28,16 +28,16 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from psycopg.types.json import Jsonb
 from pydantic import Field
 
-from connectors.dispatch.commands import Command, derive_command_id
-from meterflow.account_request import KeepSupplyIn
+from contracts.commands import Command, derive_command_id
+from contracts.topics import COMMANDS
 from meterflow.api import audit
+from meterflow.api.account_request import KeepSupplyIn
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
 from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, QueryId, one, out, rows
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import KEY_RE, Note
-from pipeline.topics import COMMANDS
 
 router = APIRouter(tags=["control"])
 CONTROL = Depends(require("control"))
@@ -77,10 +77,7 @@ def issue(ctx: Ctx, meter_ids: list[str], account_id: str | None, action: str,
                   (command.command_id, meter_id, account_id, action, command.issued_at,
                    command.deadline, command.reason, key, ctx.actor.name))
         conn.execute("INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s)",
-                     (COMMANDS, meter_id, Jsonb({
-                         "command_id": command.command_id, "meter_id": meter_id,
-                         "action": action, "issued_at": command.issued_at.isoformat(),
-                         "deadline": command.deadline.isoformat(), "reason": command.reason})))
+                     (COMMANDS, meter_id, Jsonb(command.as_dict())))
         assert row is not None
         audit.record(conn, ctx.actor, ctx.request_id, f"control.{action}", f"meter:{meter_id}",
                      None, row)

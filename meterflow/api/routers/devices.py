@@ -24,9 +24,9 @@ from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Id, Name
 from meterflow.broker.platform import reserved_names as reserved
 from meterflow.broker.sync import wait_applied
-from meterflow.devices import credentials as creds
-from meterflow.devices import gateways
 from meterflow.settings import Settings
+from services.devices import credentials as creds
+from services.devices import gateways
 
 router = APIRouter(tags=["devices"])
 READ = Depends(require("read"))

@@ -21,6 +21,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from psycopg.types.json import Jsonb
 from pydantic import Field
 
+from contracts.raw_reading import RawReading
+from contracts.topics import RAW_READINGS
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
@@ -28,7 +30,6 @@ from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, PathId, one, out, page, rows
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Id, TariffId
-from pipeline.topics import RAW_READINGS
 
 router = APIRouter(tags=["meters"])
 READ = Depends(require("read"))
@@ -93,7 +94,7 @@ def _check_refs(ctx: Ctx, values: dict[str, Any], commodity: str) -> None:
 
 def check_tariff(ctx: Ctx, tariff_id: str, commodity: str, field: str) -> None:
     """The tariff exists and prices the meter's commodity."""
-    from meterflow.account_ops import Missing, stored_tariff
+    from services.accounts.changes import Missing, stored_tariff
 
     try:
         spec = stored_tariff(ctx.conn, tariff_id)
@@ -201,9 +202,11 @@ class Replacement(Model):
     model: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
 
 
-def _raw(meter_id: str, at: datetime, value: str, unit: str) -> dict[str, Any]:
-    return {"meter_id": meter_id, "ts": at.isoformat(), "value": value, "unit": unit,
-            "source": "replacement"}
+def _raw(meter_id: str, at: datetime, value: str, unit: Literal["kWh", "m3"]
+         ) -> dict[str, Any]:
+    """The replacement reading as the raw-readings topic's payload (checked by the route)."""
+    return RawReading.model_construct(meter_id=meter_id, ts=at, value=Decimal(value),
+                                      unit=unit, source="replacement").as_dict()
 
 
 @router.post("/meters/{meter_id}/replace", status_code=201)
@@ -249,7 +252,7 @@ def replace_meter(meter_id: PathId, body: Replacement, ctx: Ctx = WRITE) -> dict
                      "final_reading, initial_reading, created_by) VALUES (%s, %s, %s, %s, %s, %s)",
                      (meter_id, body.new_meter_id, body.at, Decimal(body.final_reading),
                       Decimal(body.initial_reading), ctx.actor.name))
-        unit = "kWh" if old["commodity"] == "electricity" else "m3"
+        unit: Literal["kWh", "m3"] = "kWh" if old["commodity"] == "electricity" else "m3"
         for meter, value in ((meter_id, body.final_reading),
                              (body.new_meter_id, body.initial_reading)):
             conn.execute("INSERT INTO outbox (topic, key, payload) VALUES (%s, %s, %s)",

@@ -39,6 +39,18 @@ def _filters(ctx: Ctx, site_id: str | None, building_id: str | None, floor_id: s
                    **ctx.actor.scope.params()}
 
 
+def _status_page(found: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
+    """A page of status rows (each with the window's ``total``), money as yuan text."""
+    total = found[0]["total"] if found else 0
+    items = []
+    for row in found:
+        row.pop("total")
+        row["balance"] = yuan(row["balance_fen"])
+        row["today_yuan"] = yuan_of(row["today_yuan"])
+        items.append(out(row))
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
 @router.get("/monitor/rooms")
 def rooms(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None,
           floor_id: QueryId = None, online: bool | None = None,
@@ -51,14 +63,7 @@ def rooms(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None,
         SELECT *, count(*) OVER () AS total FROM room_status {where}
         ORDER BY site_id, building_id, floor_level, room_id
         LIMIT %(limit)s OFFSET %(offset)s""", {**params, "limit": limit, "offset": offset})
-    total = found[0]["total"] if found else 0
-    items = []
-    for row in found:
-        row.pop("total")
-        row["balance"] = yuan(row["balance_fen"])
-        row["today_yuan"] = yuan_of(row["today_yuan"])
-        items.append(out(row))
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return _status_page(found, limit, offset)
 
 
 @router.get("/monitor/meters")
@@ -74,11 +79,4 @@ def meters(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None
         SELECT *, count(*) OVER () AS total FROM meter_status {where}
         ORDER BY meter_id LIMIT %(limit)s OFFSET %(offset)s""",
         {**params, "limit": limit, "offset": offset})
-    total = found[0]["total"] if found else 0
-    items = []
-    for row in found:
-        row.pop("total")
-        row["balance"] = yuan(row["balance_fen"])
-        row["today_yuan"] = yuan_of(row["today_yuan"])
-        items.append(out(row))
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return _status_page(found, limit, offset)

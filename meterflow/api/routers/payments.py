@@ -3,7 +3,7 @@
 The header is required. The same key with the same body returns the first payment (200,
 ``Idempotent-Replayed: true``, the same payment id); the same key with another body is
 refused (409 naming ``Idempotency-Key``). A new payment is 201, returned only after the
-payment, its outbox row and its audit row committed together (meterflow/payments.py). A
+payment, its outbox row and its audit row committed together (services/payments/store.py). A
 restricted operator pays into, refunds from and sees the accounts of their scope only.
 """
 
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, Depends, Header, Path, Response
 
+from contracts.topics import PAYMENTS
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
@@ -21,8 +22,7 @@ from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, QueryId, one, out, rows, yuan
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import KEY_RE, Fen, Id, Note
-from meterflow.payments import PaymentResult, record_payment
-from pipeline.topics import PAYMENTS
+from services.payments.store import PaymentResult, record_payment
 
 router = APIRouter(tags=["payments"])
 Key = Annotated[str, Header(alias="Idempotency-Key", pattern=KEY_RE,

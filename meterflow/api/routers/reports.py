@@ -2,7 +2,8 @@
 month or year, optionally by time-of-use band, and the same span a year before.
 
 They read the ``usage_daily`` rollup (sql/0003), which counts a rated interval in the local
-day (Asia/Shanghai) in which it ends; money there is the band and step cost without
+day in which it ends, in the zone of its meter's site (sql/0010_site_time_zones.sql); the
+default span ends today in that zone. Money there is the band and step cost without
 surcharges (those are in ``rated_lines`` only), rounded half-up to the fen here. A
 restricted operator reports on what is in their scope only.
 """
@@ -15,13 +16,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from contracts.money import decimal_text, round_half_up
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
 from meterflow.api.places import check
 from meterflow.api.routers.common import one, rows, yuan_of
 from meterflow.api.routers.spans import LABELS, span, year_before
 from meterflow.api.types import ID_RE, Day
-from pipeline.billing.money import decimal_text, round_half_up
 
 router = APIRouter(tags=["reports"])
 Scope = Literal["meter", "account", "room", "building"]
@@ -52,6 +53,16 @@ def series(ctx: Ctx, scope: str, target: str, period: str, first: date, last: da
              "amount": yuan_of(r["amount"])} for r in found]
 
 
+def report_zone(ctx: Ctx, scope: str, target: str) -> str:
+    """The zone whose days the report counts: its first meter's (sql/0010)."""
+    found = one(ctx.conn, f"""
+        SELECT COALESCE((SELECT meter_report_zone(m.meter_id) FROM meters m
+                         WHERE {SCOPES[scope][2]} ORDER BY m.meter_id LIMIT 1),
+                        default_report_zone()) AS zone""", {"id": target})
+    assert found is not None
+    return str(found["zone"])
+
+
 def _total(items: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
     return (sum((Decimal(i["units"]) for i in items), Decimal(0)),
             sum((Decimal(i["amount"]) for i in items), Decimal(0)))
@@ -71,7 +82,7 @@ def energy(ctx: Ctx = Depends(require("read")), scope: Scope = "account",
     check(ctx.conn, ctx.actor, scope, id)
     if one(ctx.conn, f"SELECT 1 AS x FROM {table} WHERE {column} = %s", (id,)) is None:
         raise ApiError(404, "id", f"no {scope} {id!r}")
-    first, last, _, _ = span(start, end, "Asia/Shanghai")
+    first, last, _, _ = span(start, end, report_zone(ctx, scope, id))
     items = series(ctx, scope, id, period, first, last, by_band)
     units, amount = _total(items)
     report: dict[str, Any] = {

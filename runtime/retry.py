@@ -1,0 +1,23 @@
+"""The wait between attempts of a long-running loop that lost its database, broker or
+Kafka: it doubles after each failure up to a cap and starts again after a success
+(docs/operations.md, what each service does when a dependency is down)."""
+
+from __future__ import annotations
+
+
+class Doubling:
+    """``failed()`` gives the wait before the next attempt (first ``first_s``, then twice
+    the last, at most ``cap_s``); ``succeeded()`` starts again from ``first_s``."""
+
+    def __init__(self, first_s: float = 0.5, cap_s: float = 30.0) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self._next = first_s
+
+    def failed(self) -> float:
+        wait = self._next
+        self._next = min(self._next * 2, self.cap_s)
+        return wait
+
+    def succeeded(self) -> None:
+        self._next = self.first_s
