@@ -4,6 +4,12 @@ Kafka: it doubles after each failure up to a cap and starts again after a succes
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class Doubling:
     """``failed()`` gives the wait before the next attempt (first ``first_s``, then twice
@@ -21,3 +27,19 @@ class Doubling:
 
     def succeeded(self) -> None:
         self._next = self.first_s
+
+
+def keep_trying(action: Callable[[], T], unreachable: type[Exception] | tuple[type[Exception], ...],
+                wait_s: float, report: Callable[[Exception], None]) -> T:
+    """``action()`` again every few seconds while it raises ``unreachable`` (a dependency
+    still starting), for at most ``wait_s``; then the last error is raised. ``report``
+    hears of each failed attempt that will be tried again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return action()
+        except unreachable as exc:
+            if time.monotonic() >= deadline:
+                raise
+            report(exc)
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))

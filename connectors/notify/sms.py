@@ -51,6 +51,19 @@ def template_params(template: ProviderTemplate, message: Message, where: str
     return params
 
 
+def template_request(templates: dict[str, ProviderTemplate], message: Message, channel: str,
+                     label: str, fields: tuple[str, str]) -> dict[str, Any]:
+    """A provider template's code and its JSON variables under the action's field names
+    (``fields``: code, variables), for the event ``message`` announces."""
+    where = f"channels.{channel}.templates.{message.kind}"
+    template = templates.get(message.kind)
+    if template is None:
+        raise TemplateError(f"{where}: no {label} template code for {message.kind}")
+    params = template_params(template, message, where)
+    return {fields[0]: template.code,
+            fields[1]: json.dumps(params, ensure_ascii=False, separators=(",", ":"))}
+
+
 class AliyunRpc:
     """One signed ``POST`` of an Alibaba Cloud RPC action, and what its answer means."""
 
@@ -105,13 +118,8 @@ class AliyunSms:
         self.templates = templates
 
     def compose(self, message: Message, recipient: str) -> dict[str, Any]:
-        where = f"channels.sms.templates.{message.kind}"
-        template = self.templates.get(message.kind)
-        if template is None:
-            raise TemplateError(f"{where}: no SMS template code for {message.kind}")
-        params = template_params(template, message, where)
-        return {"TemplateCode": template.code,
-                "TemplateParam": json.dumps(params, ensure_ascii=False, separators=(",", ":"))}
+        return template_request(self.templates, message, "sms", "SMS",
+                                ("TemplateCode", "TemplateParam"))
 
     def send(self, recipient: str, payload: dict[str, Any], notification_id: str,
              timeout: float) -> Result:

@@ -8,13 +8,11 @@ cut, also when an overdraft limit was reached). Signing and answers as for SMS.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from connectors.notify.channels import Message, Result
 from connectors.notify.config import ProviderTemplate
-from connectors.notify.sms import AliyunRpc, template_params
-from connectors.notify.templates import TemplateError
+from connectors.notify.sms import AliyunRpc, template_request
 
 VOICE_VERSION = "2017-05-25"
 
@@ -29,13 +27,8 @@ class AliyunVoice:
         self.templates = templates
 
     def compose(self, message: Message, recipient: str) -> dict[str, Any]:
-        where = f"channels.voice.templates.{message.kind}"
-        template = self.templates.get(message.kind)
-        if template is None:
-            raise TemplateError(f"{where}: no TTS template code for {message.kind}")
-        params = template_params(template, message, where)
-        return {"TtsCode": template.code,
-                "TtsParam": json.dumps(params, ensure_ascii=False, separators=(",", ":"))}
+        return template_request(self.templates, message, "voice", "TTS",
+                                ("TtsCode", "TtsParam"))
 
     def send(self, recipient: str, payload: dict[str, Any], notification_id: str,
              timeout: float) -> Result:

@@ -17,6 +17,7 @@ from meterflow.db.migrate import (
     migrate,
 )
 from meterflow.subcommands import settings_of
+from runtime.retry import keep_trying
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 console = Console()
@@ -30,23 +31,16 @@ def migrate_cmd(
                                help="Seconds to keep trying while the database is unreachable"),
 ) -> None:
     """Apply the pending migrations of sql/ in order."""
-    import time
-
     settings = settings_of(ctx)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            done = migrate(settings.dsn, settings.sql_dir or SQL_DIR, settings.report_timezone)
-            break
-        except psycopg.OperationalError as exc:  # not reachable (yet): nothing was applied
-            if time.monotonic() >= deadline:
-                err.print(f"[red]migrate failed:[/] {exc}")
-                raise typer.Exit(1) from exc
-            err.print(f"database not reachable yet ({str(exc).strip()}); trying again")
-            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-        except MigrationError as exc:
-            err.print(f"[red]migrate failed:[/] {exc}")
-            raise typer.Exit(1) from exc
+    try:
+        done = keep_trying(
+            lambda: migrate(settings.dsn, settings.sql_dir or SQL_DIR, settings.report_timezone),
+            psycopg.OperationalError, wait,
+            lambda exc: err.print(f"database not reachable yet ({str(exc).strip()}); "
+                                  "trying again"))
+    except (psycopg.OperationalError, MigrationError) as exc:  # nothing applied if unreachable
+        err.print(f"[red]migrate failed:[/] {exc}")
+        raise typer.Exit(1) from exc
     if done:
         for m in done:
             console.print(f"applied {m.path.name}")

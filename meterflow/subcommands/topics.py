@@ -8,11 +8,11 @@ a cluster that is still starting. ``list`` prints what would be created.
 from __future__ import annotations
 
 import json
-import time
 
 import typer
 
 from meterflow.subcommands import settings_of
+from runtime.retry import keep_trying
 
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 
@@ -29,18 +29,14 @@ def create(
     from meterflow.stack.topics import create_topics
 
     settings = settings_of(ctx)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            created = create_topics(settings)
-            break
-        except KafkaError as exc:
-            if time.monotonic() >= deadline:
-                typer.echo(f"error: cannot create topics on {settings.bootstrap_servers}: "
-                           f"{exc}", err=True)
-                raise typer.Exit(1) from None
-            typer.echo(f"Kafka not reachable yet ({exc}); trying again", err=True)
-            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    try:
+        created = keep_trying(
+            lambda: create_topics(settings), KafkaError, wait,
+            lambda exc: typer.echo(f"Kafka not reachable yet ({exc}); trying again", err=True))
+    except KafkaError as exc:
+        typer.echo(f"error: cannot create topics on {settings.bootstrap_servers}: {exc}",
+                   err=True)
+        raise typer.Exit(1) from None
     for name in created:
         typer.echo(f"created {name}")
     typer.echo(f"{len(created)} topic(s) created, partitions {settings.topic_partitions}, "
