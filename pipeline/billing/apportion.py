@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from contracts.money import fraction_text
+from contracts.money import round_half_up
 
 METHODS = ("ratio", "area", "usage", "equal")
 
@@ -53,9 +53,12 @@ class Share:
         return self.floor_fen + self.bonus_fen
 
     def arithmetic(self, total_fen: int, weight_sum: Decimal) -> str:
-        """``total x weight / sum = quota -> floor + bonus = share`` as text."""
-        return (f"{total_fen} fen x {self.weight} / {weight_sum} = {fraction_text(self.quota)}"
-                f" fen -> {self.floor_fen} + {self.bonus_fen} = {self.amount_fen} fen")
+        """``total x weight / sum = quota -> floor + bonus = share`` as text (the quota shown
+        to four places; the exact one is :attr:`quota`)."""
+        shown = round_half_up(self.quota, 4)
+        sign = "=" if shown == self.quota else "≈"
+        return (f"{total_fen} fen x {self.weight} / {weight_sum} {sign} {shown} fen -> "
+                f"{self.floor_fen} + {self.bonus_fen} = {self.amount_fen} fen")
 
 
 def allot(total_fen: int, weights: Sequence[tuple[str, Decimal]]) -> list[Share]:

@@ -9,7 +9,8 @@ decisions as values; nothing is performed here. Rules (docs/tariffs.md, wallets)
     below it) and re-arms when the balance is lifted above it again;
   * a deduction (custom charge, apportionment share) posts like a payment, once per key;
     one whose item may not cut supply is shielded: supply decisions look at the balance
-    plus the shielded amount, cleared once the balance is back at or above zero;
+    plus the shielded amount, which is cleared once the balance is above zero (all owed
+    paid); so such a deduction never decides a cut by itself, energy still does;
   * supply is due to be cut at ``balance <= -overdraft`` (never when postpaid); inside a
     keep-supply window the cut is deferred to the window's end, which ``tick`` enforces;
   * supply is reconnected when the balance is lifted above ``reconnect_above_fen``.
@@ -140,9 +141,11 @@ def apply(state: WalletState, command: Command, now: datetime,
             f"refund {-fen} fen exceeds the balance {state.balance_fen} fen",
         )
     charge_end = command.end if isinstance(command, Charge) else None
-    if isinstance(command, Deduction) and not command.may_cut:
-        state = replace(state, shielded_fen=state.shielded_fen + command.amount_fen)
-    return _post(state, kind, key, amount, fen, detail, now, at or now, charge_end)
+    shielded = isinstance(command, Deduction) and not command.may_cut
+    if shielded:
+        state = replace(state, shielded_fen=state.shielded_fen - fen)
+    return _post(state, kind, key, amount, fen, detail, now, at or now, charge_end,
+                 decide=not shielded)
 
 
 def _post(
@@ -155,7 +158,10 @@ def _post(
     now: datetime,
     at: datetime,
     charge_end: datetime | None = None,
+    decide: bool = True,
 ) -> tuple[WalletState, list[Output]]:
+    """Append the entry; then alarms and (unless ``decide`` is False: a shielded deduction
+    never makes what supply looks at worse, so it decides nothing) supply decisions."""
     seq = state.seq + 1
     balance = state.balance_fen + fen
     entry = LedgerEntry(
@@ -177,9 +183,11 @@ def _post(
     else:
         state = replace(state, seq=seq, balance_fen=balance,
                         processed={**state.processed, key: result})
-    if state.balance_fen >= 0 and state.shielded_fen:
+    if state.balance_fen > 0 and state.shielded_fen:
         state = replace(state, shielded_fen=0)
     state, alarms = _alarms(state, now)
+    if not decide:
+        return state, [entry, *alarms]
     state, decisions = _supply(state, now)
     return state, [entry, *alarms, *decisions]
 

@@ -85,7 +85,7 @@ class WalletState:
     #: would grow by ~35,000 keys a meter a year). ``processed`` keeps money commands only.
     last_charges: Mapping[str, LastCharge] = field(default_factory=dict)
     #: Deductions of items that may not cut supply, still owed: the supply decision looks
-    #: at ``balance_fen + shielded_fen``; cleared once the balance is back at or above zero.
+    #: at ``balance_fen + shielded_fen``; cleared once the balance is above zero.
     shielded_fen: int = 0
 
     @property
