@@ -1,9 +1,9 @@
 """The apportionment run: a group's master consumption in a period, rated and split.
 
 The master's units and rated money come from its ``rated_lines`` (rated with its own
-tariff by the meter stage); an interval belongs to the period its end falls in, ``[start,
-end)`` in the site's local days. Optionally the sub-accounts' own units of the same
-commodity are taken off first (master minus sub-meters). The split, its inputs and each
+tariff by the meter stage); an interval belongs to the period its end falls in, ``(start,
+end]`` in the site's local days (a day's last interval ends at midnight). Optionally the
+sub-accounts' own units of the same commodity are taken off first (master minus sub-meters). The split, its inputs and each
 share's arithmetic are stored (``apportion_runs``, ``apportion_shares``) in the transaction
 that records the shares as deductions (services/property/postings.py); a period split
 before is never split again.
@@ -34,14 +34,14 @@ GROUP = "SELECT g.*, site_report_zone(g.site_id) AS zone FROM apportion_groups g
         "WHERE g.group_id = %s"
 MASTER = """
 SELECT coalesce(sum(l.units), 0), coalesce(sum(l.amount_yuan), 0)
-FROM rated_lines l WHERE l.meter_id = %s AND l.end_ts >= %s AND l.end_ts < %s
+FROM rated_lines l WHERE l.meter_id = %s AND l.end_ts > %s AND l.end_ts <= %s
 """
 MEMBERS = """
 SELECT m.account_id, m.ratio, m.vacant, r.area_m2,
        coalesce((SELECT sum(l.units) FROM rated_lines l JOIN meters mt ON mt.meter_id = l.meter_id
                  WHERE mt.account_id = m.account_id AND mt.commodity = %(commodity)s
                    AND l.meter_id <> %(master)s
-                   AND l.end_ts >= %(t0)s AND l.end_ts < %(t1)s), 0) AS units
+                   AND l.end_ts > %(t0)s AND l.end_ts <= %(t1)s), 0) AS units
 FROM apportion_members m
 JOIN accounts a ON a.account_id = m.account_id
 LEFT JOIN rooms r ON r.room_id = a.room_id

@@ -43,6 +43,10 @@ from pipeline.billing.postpaid import (
 from services.payments.store import record_payment
 
 ADJUSTMENT_PREFIX = "billadj:"
+#: When a ledger entry counts: a charge at its interval's end belongs to the period that
+#: interval ends in, ``(start, end]`` (a day's last interval ends at midnight); every other
+#: entry at its time, ``[start, end)``.
+WHEN = "(CASE WHEN kind = 'charge' THEN at - interval '1 microsecond' ELSE at END)"
 ACCOUNTS = """
 SELECT a.account_id, p.report_zone FROM accounts a JOIN account_places p USING (account_id)
 WHERE a.billing_mode = 'postpaid'
@@ -50,22 +54,22 @@ WHERE a.billing_mode = 'postpaid'
   AND (%(accounts)s::text[] IS NULL OR a.account_id = ANY(%(accounts)s::text[]))
 ORDER BY a.account_id
 """
-SUMS = """
-SELECT coalesce(sum(amount_fen) FILTER (WHERE at < %(t0)s), 0),
-       coalesce(sum(amount_fen) FILTER (WHERE at >= %(t0)s AND at < %(t1)s AND kind IN
+SUMS = f"""
+SELECT coalesce(sum(amount_fen) FILTER (WHERE {WHEN} < %(t0)s), 0),
+       coalesce(sum(amount_fen) FILTER (WHERE {WHEN} >= %(t0)s AND kind IN
                 ('topup', 'refund', 'adjustment') AND ref NOT LIKE 'billadj:%%'), 0)
-FROM ledger WHERE account_id = %(a)s AND at < %(t1)s
+FROM ledger WHERE account_id = %(a)s AND {WHEN} < %(t1)s
 """
 CHARGED = """
 SELECT coalesce(m.commodity, 'electricity'), -sum(l.amount_fen)
 FROM ledger l LEFT JOIN meters m ON m.meter_id = l.meter_id
-WHERE l.account_id = %(a)s AND l.kind = 'charge' AND l.at >= %(t0)s AND l.at < %(t1)s
+WHERE l.account_id = %(a)s AND l.kind = 'charge' AND l.at > %(t0)s AND l.at <= %(t1)s
 GROUP BY 1
 """
 USAGE = """
 SELECT m.commodity, l.band, l.step, sum(l.units), sum(l.amount_yuan)
 FROM rated_lines l JOIN meters m ON m.meter_id = l.meter_id
-WHERE l.account_id = %(a)s AND l.end_ts >= %(t0)s AND l.end_ts < %(t1)s
+WHERE l.account_id = %(a)s AND l.end_ts > %(t0)s AND l.end_ts <= %(t1)s
 GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST
 """
 DEDUCTED = """
@@ -268,9 +272,9 @@ def notice(conn: psycopg.Connection, bill: dict[str, object], kind: str, now: da
     return True
 
 
-POOL = """
-SELECT coalesce(sum(amount_fen) FILTER (WHERE at < %(t0)s), 0)
-     + coalesce(sum(amount_fen) FILTER (WHERE at >= %(t0)s AND kind IN
+POOL = f"""
+SELECT coalesce(sum(amount_fen) FILTER (WHERE {WHEN} < %(t0)s), 0)
+     + coalesce(sum(amount_fen) FILTER (WHERE {WHEN} >= %(t0)s AND kind IN
                 ('topup', 'refund', 'adjustment') AND ref NOT LIKE 'billadj:%%'), 0)
 FROM ledger WHERE account_id = %(a)s
 """
