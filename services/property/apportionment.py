@@ -142,9 +142,9 @@ def month(label: str) -> Period:
     try:
         year, number = (int(part) for part in label.split("-"))
         start = date(year, number, 1)
+        end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
     except ValueError:
         raise ValueError(f"period: {label!r} is not a month as YYYY-MM") from None
-    end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
     return Period(label, start, end, end)
 
 

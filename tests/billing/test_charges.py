@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 from decimal import Decimal
 
 import pytest
@@ -54,7 +55,7 @@ def test_periods_are_disjoint_ordered_and_overlap_the_item(schedule: Schedule,
     periods = periods_due(schedule, today)
     labels = [p.label for p in periods]
     assert len(set(labels)) == len(labels)
-    for before, after in zip(periods, periods[1:], strict=False):
+    for before, after in pairwise(periods):
         assert before.end <= after.start
     for period in periods:
         assert period.due <= today and period.due >= schedule.start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 from decimal import Decimal
 
 import pytest
@@ -109,6 +110,6 @@ def test_settlement_never_pays_more_than_received_or_asked(asks: list[int], pool
     paid = settle(bills, pool)
     assert sum(paid.values()) == min(max(pool, 0), sum(asks))
     ordered = sorted(bills, key=lambda b: (b.start, b.bill_id))
-    for earlier, later in zip(ordered, ordered[1:], strict=False):
+    for earlier, later in pairwise(ordered):
         if paid[later.bill_id] > 0:
             assert paid[earlier.bill_id] == earlier.charges_fen  # oldest first

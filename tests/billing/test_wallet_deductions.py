@@ -132,7 +132,7 @@ def test_a_shielded_deduction_alone_never_decides_a_cut(steps: list[tuple[str, i
         if kind == "topup":
             command: object = TopUp(f"t{i}", fen)
         elif kind == "energy":
-            command = Charge(f"c{i}", "M1", Decimal(fen) / 100, NOW.replace(second=0, microsecond=i))
+            command = Charge(f"c{i}", "M1", Decimal(fen) / 100, NOW.replace(microsecond=i))
         else:
             command = Deduction(f"d{i}", "charge_item", fen, kind == "cut")
         state, outs = apply(state, command, NOW)  # type: ignore[arg-type]

@@ -218,5 +218,5 @@ def test_deductions_from_the_payments_topic_post_their_kind_and_honour_may_cut()
     # may_cut defaults to True: this one uses up the 30 yuan of credit the fee left to
     # energy, and cuts
     assert "disconnect" in kinds(outs)
-    again, outs = on_payment(record, share, ACCOUNT, NOW, POLICY)
+    _, outs = on_payment(record, share, ACCOUNT, NOW, POLICY)
     assert not bodies(outs, topics.LEDGER)  # once per key
