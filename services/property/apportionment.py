@@ -3,10 +3,10 @@
 The master's units and rated money come from its ``rated_lines`` (rated with its own
 tariff by the meter stage); an interval belongs to the period its end falls in, ``(start,
 end]`` in the site's local days (a day's last interval ends at midnight). Optionally the
-sub-accounts' own units of the same commodity are taken off first (master minus sub-meters). The split, its inputs and each
-share's arithmetic are stored (``apportion_runs``, ``apportion_shares``) in the transaction
-that records the shares as deductions (services/property/postings.py); a period split
-before is never split again.
+sub-accounts' own units of the same commodity are taken off first (master minus
+sub-meters). The split, its inputs and each share's arithmetic are stored
+(``apportion_runs``, ``apportion_shares``) in the transaction that records the shares as
+deductions (services/property/postings.py); a period split before is never split again.
 """
 
 from __future__ import annotations
