@@ -26,6 +26,7 @@ from meterflow.api.routers.finance import FIN, Format, From, To, TzQ, export
 from meterflow.api.routers.spans import span
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Day, Id, Note
+from meterflow.exports import with_total
 from pipeline.billing.postpaid import STATES, BillError
 from services.property import bills as store
 
@@ -124,18 +125,6 @@ def list_bills(ctx: Ctx = FIN, account_id: QueryId = None, state: StateQ = None,
                "previous_arrears_fen", "charges_fen", "payments_fen", "amount_due_fen",
                "paid_fen"]
     return export(with_total(items, columns, "bill_id"), columns, format, "bills")
-
-
-def with_total(items: list[dict[str, Any]], columns: list[str], label: str
-               ) -> list[dict[str, Any]]:
-    """The rows and a TOTAL row: every ``*_fen`` column summed, its yuan column too."""
-    total: dict[str, Any] = {label: "TOTAL"}
-    for column in columns:
-        if column.endswith("_fen"):
-            fen = sum(int(i[column]) for i in items)
-            total[column] = fen
-            total[column.removesuffix("_fen")] = yuan(fen)
-    return [*items, total]
 
 
 @router.get("/bills/{bill_id}")
