@@ -138,10 +138,11 @@ def settle(bills: Sequence[OpenBill], paid_fen: int) -> dict[str, int]:
     return paid
 
 
-def status(bill: OpenBill, paid_fen: int, today: date) -> str:
-    """``paid``, ``partly_paid``, ``overdue`` or ``issued`` of an issued bill."""
+def status(bill: OpenBill, paid_fen: int, today: date, was: str = "issued") -> str:
+    """``paid``, ``partly_paid``, ``overdue`` or ``issued`` of an issued bill; once
+    overdue it stays so until paid (``was``: its state now)."""
     if paid_fen >= bill.charges_fen:
         return "paid"
-    if today > bill.due:
+    if today > bill.due or was == "overdue":
         return "overdue"
     return "partly_paid" if paid_fen > 0 else "issued"

@@ -303,7 +303,7 @@ def settle_account(conn: psycopg.Connection, account_id: str, now: datetime) -> 
         changed = 0
         for bill, open_bill in zip(bills, open_bills, strict=True):
             today = now.astimezone(ZoneInfo(bill["zone"])).date()
-            state = status(open_bill, paid[bill["bill_id"]], today)
+            state = status(open_bill, paid[bill["bill_id"]], today, bill["state"])
             if state == "overdue" and bill["state"] != "overdue":
                 notice(conn, {**bill, "paid_fen": paid[bill["bill_id"]]}, "bill_overdue", now)
             if (state, paid[bill["bill_id"]]) != (bill["state"], bill["paid_fen"]):

@@ -99,6 +99,9 @@ def test_payments_settle_the_oldest_bills_first_and_late_ones_turn_overdue() -> 
     assert status(april, paid["B4"], date(2026, 5, 10)) == "partly_paid"
     assert status(april, paid["B4"], date(2026, 5, 16)) == "overdue"
     assert status(april, 0, date(2026, 5, 1)) == "issued"
+    # overdue stays overdue until paid, whatever day a later round thinks it is
+    assert status(april, paid["B4"], date(2026, 5, 10), "overdue") == "overdue"
+    assert status(april, 20000, date(2026, 5, 10), "overdue") == "paid"
     assert settle([march], -500) == {"B3": 0}
 
 

@@ -147,7 +147,8 @@ def test_charge_items_batches_and_the_tenants_view_of_apportionment(
             time.sleep(0.2)
         assert state["status"] == "done", state
         ran = ok(fin.post(f"/charge-items/{t}-san/run"), 200).json()
-        assert (ran["recorded"], ran["already"]) == (3, 0)
+        # (recorded now, or a moment ago by the API's own scheduler round)
+        assert ran["recorded"] + ran["already"] == 3
         assert ok(fin.post(f"/charge-items/{t}-san/run"), 200).json()["recorded"] == 0
         shown = ok(fin.get(f"/charge-items/{t}-san"), 200).json()
         assert sorted(p["amount_fen"] for p in shown["postings"]) == [700, 1050, 1750]
@@ -163,7 +164,10 @@ def test_charge_items_batches_and_the_tenants_view_of_apportionment(
         ok(fin.put(f"/apportionments/{t}-lift", json=group), 201)
         split = ok(fin.post(f"/apportionments/{t}-lift/runs",
                             json={"period": f"{start:%Y-%m}"}), 200).json()
-        assert (split["total_fen"], split["shares"], split["new"]) == (6667, 3, True)
+        assert (split["total_fen"], split["shares"]) == (6667, 3)
+        again = ok(fin.post(f"/apportionments/{t}-lift/runs",
+                            json={"period": f"{start:%Y-%m}"}), 200).json()
+        assert (again["total_fen"], again["new"]) == (6667, False)
     with api.client("viewer") as viewer:
         view = ok(viewer.get(f"/accounts/{tenants[0]}/apportionment"), 200).json()["items"]
         [mine] = view

@@ -10,6 +10,7 @@ with the master's units, the method and the arithmetic, is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -90,35 +91,57 @@ def put_item(item_id: Annotated[str, ItemId], body: ChargeItemIn, response: Resp
         raise ApiError(422, "site_id", f"no site {body.site_id!r}")
     values = body.model_dump(exclude={"targets", "amount"})
     values["amount_yuan"] = Decimal(body.amount)
-    cols = list(values)
-    with ctx.conn.transaction():
-        ctx.conn.execute(
-            f"INSERT INTO charge_items (item_id, {', '.join(cols)}) VALUES (%s, "
-            f"{', '.join(['%s'] * len(cols))}) ON CONFLICT (item_id) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols), (item_id, *values.values()))
-        ctx.conn.execute("DELETE FROM charge_item_targets WHERE item_id = %s", (item_id,))
-        with ctx.conn.cursor() as cur:
-            cur.executemany("INSERT INTO charge_item_targets (item_id, kind, target_id) VALUES "
-                            "(%s, %s, %s) ON CONFLICT DO NOTHING",
-                            [(item_id, t.kind, t.id) for t in body.targets])
-        after = _item(ctx, item_id)
-        audit.record(ctx.conn, ctx.actor, ctx.request_id, "charge_item.put",
-                     f"charge_item:{item_id}", before, after)
+    after = _replace(ctx, "charge_item", ("charge_items", "item_id", item_id), values,
+                     ("charge_item_targets", ("kind", "target_id"),
+                      [(t.kind, t.id) for t in body.targets]), before,
+                     lambda: _item(ctx, item_id))
     if before is not None:
         response.status_code = 200
     return out(after)
+
+
+def _replace(ctx: Ctx, kind: str, row: tuple[str, str, str], values: dict[str, Any],
+             children: tuple[str, tuple[str, ...], list[tuple[Any, ...]]],
+             before: dict[str, Any] | None, read: Callable[[], dict[str, Any] | None]
+             ) -> dict[str, Any] | None:
+    """Upsert one row and replace its child rows, audited ``<kind>.put``, in one
+    transaction; return the row as read back."""
+    table, key, ident = row
+    child_table, child_columns, child_rows = children
+    cols = list(values)
+    with ctx.conn.transaction():
+        ctx.conn.execute(
+            f"INSERT INTO {table} ({key}, {', '.join(cols)}) VALUES (%s, "
+            f"{', '.join(['%s'] * len(cols))}) ON CONFLICT ({key}) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols), (ident, *values.values()))
+        ctx.conn.execute(f"DELETE FROM {child_table} WHERE {key} = %s", (ident,))
+        with ctx.conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {child_table} ({key}, {', '.join(child_columns)}) VALUES (%s, "
+                f"{', '.join(['%s'] * len(child_columns))}) ON CONFLICT DO NOTHING",
+                [(ident, *child) for child in child_rows])
+        after = read()
+        audit.record(ctx.conn, ctx.actor, ctx.request_id, f"{kind}.put", f"{kind}:{ident}",
+                     before, after)
+    return after
+
+
+def _listed(ctx: Ctx, table: str, key: str, site_id: str | None, limit: int,
+            offset: int) -> dict[str, Any]:
+    """Rows of ``table`` of the sites in scope (or of one site)."""
+    check(ctx.conn, ctx.actor, "site", site_id)
+    found = rows(ctx.conn, f"SELECT * FROM {table} WHERE (%(site)s::text IS NULL OR "
+                 f"site_id = %(site)s) AND {SITE_SCOPED} ORDER BY {key} LIMIT %(limit)s "
+                 "OFFSET %(offset)s", {"site": site_id, "limit": limit, "offset": offset,
+                                       **ctx.actor.scope.params()})
+    return {"items": out(found), "limit": limit, "offset": offset}
 
 
 @router.get("/charge-items")
 def list_items(ctx: Ctx = READ, site_id: QueryId = None, limit: Limit = 100,
                offset: Offset = 0) -> dict[str, Any]:
     """Charge items of the sites in scope."""
-    check(ctx.conn, ctx.actor, "site", site_id)
-    found = rows(ctx.conn, "SELECT * FROM charge_items WHERE (%(site)s::text IS NULL OR "
-                 f"site_id = %(site)s) AND {SITE_SCOPED} ORDER BY item_id LIMIT %(limit)s "
-                 "OFFSET %(offset)s", {"site": site_id, "limit": limit, "offset": offset,
-                                       **ctx.actor.scope.params()})
-    return {"items": out(found), "limit": limit, "offset": offset}
+    return _listed(ctx, "charge_items", "item_id", site_id, limit, offset)
 
 
 @router.get("/charge-items/{item_id}")
@@ -189,22 +212,11 @@ def put_group(group_id: Annotated[str, ItemId], body: GroupIn, response: Respons
         check_existing(ctx.conn, ctx.actor, "account", member.account_id)
     if len({m.account_id for m in body.members}) != len(body.members):
         raise ApiError(422, "members", "an account appears twice")
-    values = body.model_dump(exclude={"members"})
-    cols = list(values)
-    with ctx.conn.transaction():
-        ctx.conn.execute(
-            f"INSERT INTO apportion_groups (group_id, {', '.join(cols)}) VALUES (%s, "
-            f"{', '.join(['%s'] * len(cols))}) ON CONFLICT (group_id) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols), (group_id, *values.values()))
-        ctx.conn.execute("DELETE FROM apportion_members WHERE group_id = %s", (group_id,))
-        with ctx.conn.cursor() as cur:
-            cur.executemany("INSERT INTO apportion_members (group_id, account_id, ratio, vacant) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [(group_id, m.account_id, Decimal(m.ratio), m.vacant)
-                             for m in body.members])
-        after = _group(ctx, group_id)
-        audit.record(ctx.conn, ctx.actor, ctx.request_id, "apportionment.put",
-                     f"apportionment:{group_id}", before, after)
+    after = _replace(ctx, "apportionment", ("apportion_groups", "group_id", group_id),
+                     body.model_dump(exclude={"members"}),
+                     ("apportion_members", ("account_id", "ratio", "vacant"),
+                      [(m.account_id, Decimal(m.ratio), m.vacant) for m in body.members]),
+                     before, lambda: _group(ctx, group_id))
     if before is not None:
         response.status_code = 200
     return out(after)
@@ -214,12 +226,7 @@ def put_group(group_id: Annotated[str, ItemId], body: GroupIn, response: Respons
 def list_groups(ctx: Ctx = READ, site_id: QueryId = None, limit: Limit = 100,
                 offset: Offset = 0) -> dict[str, Any]:
     """Apportionment groups of the sites in scope."""
-    check(ctx.conn, ctx.actor, "site", site_id)
-    found = rows(ctx.conn, "SELECT * FROM apportion_groups WHERE (%(site)s::text IS NULL OR "
-                 f"site_id = %(site)s) AND {SITE_SCOPED} ORDER BY group_id LIMIT %(limit)s "
-                 "OFFSET %(offset)s", {"site": site_id, "limit": limit, "offset": offset,
-                                       **ctx.actor.scope.params()})
-    return {"items": out(found), "limit": limit, "offset": offset}
+    return _listed(ctx, "apportion_groups", "group_id", site_id, limit, offset)
 
 
 @router.get("/apportionments/{group_id}")
