@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -40,9 +41,10 @@ class ChargeRun:
     skipped: list[str] = field(default_factory=list)
 
 
-def schedule_of(row: dict[str, object]) -> Schedule:
-    return Schedule(str(row["frequency"]), row["start_date"], row["end_date"],  # type: ignore[arg-type]
-                    int(row["day"]), int(row["month"]))  # type: ignore[call-overload]
+def schedule_of(row: dict[str, Any]) -> Schedule:
+    """The schedule of a ``charge_items`` row."""
+    return Schedule(str(row["frequency"]), row["start_date"], row["end_date"],
+                    int(row["day"]), int(row["month"]))
 
 
 def run_charges(conn: psycopg.Connection, now: datetime, item_id: str | None = None

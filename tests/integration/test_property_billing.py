@@ -9,6 +9,7 @@ session's PostgreSQL and Kafka; consumption reaches the wallet as rated interval
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -303,14 +304,15 @@ def test_a_postpaid_office_month_late_payment_overdue_notice_and_restarted_runs(
     assert [m for m in reconcile(db) if m.account_id.startswith(t)] == []
 
 
-def cli(stack: Settings, *args: str) -> str:
+def cli(stack: Settings, *args: str, **settings: str) -> str:
+    env = {**env_of(stack), **{f"METERFLOW_{k.upper()}": v for k, v in settings.items()}}
     done = subprocess.run([sys.executable, "-m", "meterflow.cli", *args], cwd=REPO,
-                          env=env_of(stack), capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr + done.stdout
     return done.stdout
 
 
-def test_the_command_line_ticks_once_per_period_and_exports_arrears(
+def test_the_command_line_ticks_once_per_period_drafts_on_the_billing_day_and_exports(
         stack: Settings, db: psycopg.Connection, tmp_path: Path) -> None:
     t = tag("CL")
     site, rooms = floor_with_rooms(db, t, ["40"])
@@ -331,12 +333,16 @@ def test_the_command_line_ticks_once_per_period_and_exports_arrears(
                "balance_fen, ref, detail) SELECT %s, account_id, 1, %s, 'charge_item', "
                "-amount_fen, -amount_fen, idempotency_key, detail FROM deductions WHERE "
                "source_id = %s", (f"{t}-e", at, f"{t}-park"))
-    made = json.loads(cli(stack, "billing", "run", "--start", start.isoformat(), "--end",
-                          end.isoformat(), "--site", site))
-    assert len(made["bills"]) == 1
-    assert json.loads(cli(stack, "billing", "run", "--start", start.isoformat(), "--end",
-                          end.isoformat(), "--site", site))["already"] == 1
-    [bill_id] = made["bills"]
+    # on the billing day (the 1st, so any day of the month is on or after it) a round
+    # drafts last month's bills; a run for the same period then adds nothing
+    cycle = json.loads(cli(stack, "billing", "tick", billing_day="1", billing_due_days="5"))
+    assert cycle["bills"] >= 1
+    bill_id, due = db.execute("SELECT bill_id, due_date FROM bills WHERE account_id = %s "
+                              "AND period_start = %s", (office, start)).fetchone()
+    assert due == end + timedelta(days=5)
+    again = json.loads(cli(stack, "billing", "run", "--start", start.isoformat(), "--end",
+                           end.isoformat(), "--site", site))
+    assert (again["bills"], again["already"]) == ([], 1)
     db.execute("UPDATE bills SET state = 'issued' WHERE bill_id = %s", (bill_id,))
     out = tmp_path / "arrears.xlsx"
     assert "TOTAL row" in cli(stack, "billing", "arrears", "--format", "xlsx", "--output",
@@ -348,3 +354,39 @@ def test_the_command_line_ticks_once_per_period_and_exports_arrears(
     [total] = [r for r in table[1:] if r[col["bill_id"]] == "TOTAL"]
     assert total[col["outstanding_fen"]] == sum(
         r[col["outstanding_fen"]] for r in table[1:] if r[col["bill_id"]] != "TOTAL")
+
+
+def test_a_billing_run_killed_midway_and_started_again_bills_each_account_once(
+        stack: Settings, db: psycopg.Connection) -> None:
+    """A real `meterflow billing run` process is held on the fifth account (a row lock
+    another connection holds), killed there (SIGKILL), and started again."""
+    t = tag("KR")
+    site, rooms = floor_with_rooms(db, t, ["30"] * 8)
+    offices = [account(db, f"{t}-{i}", room, postpaid=True) for i, room in enumerate(rooms)]
+    start, end = previous_month(datetime.now(SH).date())
+    at = datetime(start.year, start.month, 9, tzinfo=SH)
+    for i, office in enumerate(offices):
+        db.execute("INSERT INTO ledger (entry_id, account_id, seq, at, kind, amount_fen, "
+                   "balance_fen, meter_id, ref, detail) VALUES (%s, %s, 1, %s, 'charge', %s, "
+                   "%s, NULL, %s, 'meter')", (f"{t}-e{i}", office, at, -(1000 + i),
+                                              -(1000 + i), f"{t}-c{i}"))
+    args = [sys.executable, "-m", "meterflow.cli", "billing", "run", "--start",
+            start.isoformat(), "--end", end.isoformat(), "--site", site]
+    with psycopg.connect(stack.dsn) as holder:
+        holder.execute("SELECT 1 FROM accounts WHERE account_id = %s FOR UPDATE", (offices[4],))
+        proc = subprocess.Popen(args, cwd=REPO, env=env_of(stack), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_for(lambda: one(db, "SELECT count(*) FROM bills WHERE account_id LIKE %s",
+                                 f"{t}-%") == 4, 60, "the run to reach the locked account")
+            assert proc.poll() is None  # held on the fifth account
+        finally:
+            terminate(proc.pid, sig=signal.SIGKILL, grace_s=5)
+            proc.wait()
+        holder.rollback()
+    assert one(db, "SELECT count(*) FROM bills WHERE account_id LIKE %s", f"{t}-%") == 4
+    again = json.loads(cli(stack, *args[3:]))
+    assert (len(again["bills"]), again["already"]) == (4, 4)
+    billed = dict(db.execute("SELECT account_id, charges_fen FROM bills WHERE account_id "
+                             "LIKE %s", (f"{t}-%",)).fetchall())
+    assert billed == {office: 1000 + i for i, office in enumerate(offices)}
