@@ -8,16 +8,20 @@ import csv
 import io
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import openpyxl
 import psycopg
 import pytest
 
 from contracts.money import yuan_text
+from meterflow.settings import Settings
+from meterflow.stack.process import terminate
 from tests.integration.billing_support import SH, account, floor_with_rooms, previous_month, tag
 
-from .conftest import ApiSession
+from .conftest import API_PORT, ApiSession, start_api, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +202,47 @@ def test_the_printable_bill_opens_in_a_real_browser(api: ApiSession, db: psycopg
         assert page.pdf().startswith(b"%PDF")  # the page prints
     finally:
         page.close()
+
+
+def test_two_api_processes_run_the_scheduler_and_charge_each_period_once(
+        stack: Settings, db: psycopg.Connection, tmp_path: Path) -> None:
+    """Two `meterflow api` processes, each with its scheduler round every half second,
+    and a monthly fee due for two months: each period is charged once, and stays so."""
+    t = tag("TW")
+    site, rooms = floor_with_rooms(db, t, ["25"] * 4)
+    tenants = [account(db, f"{t}-{i}", room) for i, room in enumerate(rooms)]
+    start, _ = previous_month(datetime.now(SH).date())
+    db.execute("INSERT INTO charge_items (item_id, site_id, name, basis, amount_yuan, "
+               "frequency, day, start_date) VALUES (%s, %s, 'Service fee', 'area', 1.2, "
+               "'monthly', 1, %s)", (f"{t}-svc", site, start))
+    db.execute("INSERT INTO charge_item_targets VALUES (%s, 'site', %s)", (f"{t}-svc", site))
+    ports = (API_PORT + 1, API_PORT + 2)
+    procs = [start_api(stack, tmp_path / f"api{i}.log", port=p, billing_period_s="0.5")
+             for i, p in enumerate(ports)]
+    try:
+        def rounds() -> list[int]:
+            found = []
+            for port in ports:
+                body = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5).json()
+                assert body["status"] == "ok" and "last_error" not in body["billing"], body
+                found.append(int(body["billing"]["rounds"]))
+            return found
+
+        def charged() -> int:
+            return int(db.execute("SELECT count(*) FROM deductions WHERE source_id = %s",
+                                  (f"{t}-svc",)).fetchone()[0])
+
+        wait_for(lambda: charged() == 2 * len(tenants), 60, "both months charged")
+        before = rounds()
+        wait_for(lambda: all(a >= b + 3 for a, b in zip(rounds(), before, strict=True)), 60,
+                 "three more rounds of each scheduler")
+        assert charged() == 2 * len(tenants)
+        amounts = db.execute("SELECT account_id, period, amount_fen FROM deductions WHERE "
+                             "source_id = %s ORDER BY 1, 2", (f"{t}-svc",)).fetchall()
+        assert {a for a, _, _ in amounts} == set(tenants)
+        assert {f for _, _, f in amounts} == {3000}  # 25 m2 x 1.2 yuan
+        assert len({(a, p) for a, p, _ in amounts}) == len(amounts)
+    finally:
+        for proc in procs:
+            terminate(proc.pid, grace_s=20)
+            proc.wait()
