@@ -7,7 +7,8 @@
 * ``confirm`` (with adjustments, posted to the ledger as adjustments dated at the period's
   end, so the bill still equals its ledger), ``issue``, ``void``: the caller audits.
 * ``refresh``: payments settle the oldest bills first; bills past their due day become
-  ``overdue``; ``bill_issued`` and ``bill_overdue`` alarms go out through the outbox to
+  ``overdue`` (each such move is in the audit log as ``bill.settle`` by
+  ``billing-scheduler``); ``bill_issued`` and ``bill_overdue`` alarms go out through the outbox to
   ``meterflow.alarms`` (the notifier announces them), each once per bill.
 Rules: pipeline/billing/postpaid.py and docs/tariffs.md.
 """
@@ -280,6 +281,13 @@ FROM ledger WHERE account_id = %(a)s
 """
 
 
+#: A move made by settlement (payments, the due day) is audited as the scheduler's own.
+SETTLED = """
+INSERT INTO audit_log (user_name, role, action, target, before, after, request_id)
+VALUES ('billing-scheduler', 'system', 'bill.settle', %s, %s, %s, %s)
+"""
+
+
 def settle_account(conn: psycopg.Connection, account_id: str, now: datetime) -> int:
     """Settle an account's issued bills, oldest first; return how many changed state.
 
@@ -310,6 +318,11 @@ def settle_account(conn: psycopg.Connection, account_id: str, now: datetime) -> 
                 conn.execute("UPDATE bills SET state = %s, paid_fen = %s, updated_at = now() "
                              "WHERE bill_id = %s", (state, paid[bill["bill_id"]],
                                                     bill["bill_id"]))
+                conn.execute(SETTLED, (
+                    f"bill:{bill['bill_id']}",
+                    Jsonb({"state": bill["state"], "paid_fen": int(bill["paid_fen"])}),
+                    Jsonb({"state": state, "paid_fen": paid[bill["bill_id"]]}),
+                    f"billing:{now.isoformat()}"))
                 changed += 1
         return changed
 

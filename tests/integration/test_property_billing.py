@@ -298,6 +298,11 @@ def test_a_postpaid_office_month_late_payment_overdue_notice_and_restarted_runs(
     bills.refresh(db, late + timedelta(days=2))
     assert db.execute("SELECT state, paid_fen FROM bills WHERE bill_id = %s",
                       (bill_id,)).fetchone() == ("paid", owed)
+    # every move settlement made is audited as the scheduler's
+    moves = db.execute("SELECT before->>'state', after->>'state' FROM audit_log WHERE "
+                       "target = %s AND action = 'bill.settle' ORDER BY audit_id",
+                       (f"bill:{bill_id}",)).fetchall()
+    assert moves == [("issued", "overdue"), ("overdue", "overdue"), ("overdue", "paid")]
     assert one(db, "SELECT count(*) FROM bill_arrears WHERE account_id = %s", office) == 0
     wait_for(lambda: one(db, "SELECT count(*) FROM balances WHERE account_id = %s AND "
                          "balance_fen = 0", office) == 1, 60, "the settled balance")
