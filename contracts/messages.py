@@ -157,7 +157,9 @@ class AlarmMessage(Payload, omit_defaults=True):
 
 
 class PaymentMessage(Payload):
-    """``meterflow.payments`` (key account), written by the outbox relay."""
+    """``meterflow.payments`` (key account), written by the outbox relay: a top-up,
+    refund or adjustment, or a deduction (``charge_item``, ``apportionment``; amount > 0
+    is taken from the balance; ``may_cut`` False: it never cuts supply)."""
 
     idempotency_key: str
     account_id: str
@@ -167,6 +169,7 @@ class PaymentMessage(Payload):
     payment_id: str = ""
     operator: str = ""
     note: str = ""
+    may_cut: bool = True
 
 
 class MeterTick(Payload):

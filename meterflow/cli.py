@@ -29,6 +29,7 @@ def _register() -> None:
     from meterflow.subcommands.account import account_app, refund, topup
     from meterflow.subcommands.api import api, token_app, user_app
     from meterflow.subcommands.bill import bill
+    from meterflow.subcommands.billing import billing_app
     from meterflow.subcommands.broker import broker_app
     from meterflow.subcommands.connect import connect_app, dispatch, simulate_app
     from meterflow.subcommands.dashboards import dashboards_app
@@ -48,7 +49,7 @@ def _register() -> None:
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
               "user": user_app, "token": token_app, "ops": ops_app,
               "notify": notify_app, "topics": topics_app, "dashboards": dashboards_app,
-              "broker": broker_app, "device": device_app}
+              "broker": broker_app, "device": device_app, "billing": billing_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         "user name) within api_auth_window_s before it is blocked")
     api_auth_window_s: int = Field(300, ge=1, le=86_400)
     api_auth_block_s: int = Field(900, ge=1, le=86_400, description="How long a block lasts")
+    billing_period_s: float = Field(
+        60.0, ge=0, description="Property-billing rounds in the API process (charges, "
+        "apportionment, bill settlement and notices) every this many seconds; 0: none")
+    billing_day: int = Field(0, ge=0, le=28, description="Local day of the month on which "
+                             "last month's postpaid bills are drafted; 0: on demand only")
+    billing_due_days: int = Field(15, ge=0, le=365, description="Days after a billing "
+                                  "period's end until its bill is due")
 
     # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
     notify_config: Path | None = Field(None, description="Notifier configuration YAML")

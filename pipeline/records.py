@@ -53,19 +53,21 @@ class WalletSnapshot(msgspec.Struct, array_like=True, frozen=True):
     manual_keep_supply: bool = False
     processed: dict[str, Processed] = msgspec.field(default_factory=dict)
     last_charges: dict[str, LastCharge] = msgspec.field(default_factory=dict)
+    shielded_fen: int = 0  # last: records written before it existed decode with 0
 
     def state(self, account_id: str, config: WalletConfig) -> WalletState:
         return WalletState(account_id, config, self.balance_fen, self.seq,
                            self.cumulative_cost, self.charged_fen, self.fired_levels,
                            self.supply, self.disconnect_pending, self.deferred_until,
-                           self.manual_keep_supply, self.processed, self.last_charges)
+                           self.manual_keep_supply, self.processed, self.last_charges,
+                           self.shielded_fen)
 
     @classmethod
     def of(cls, state: WalletState) -> WalletSnapshot:
         return cls(state.balance_fen, state.seq, state.cumulative_cost, state.charged_fen,
                    state.fired_levels, state.supply, state.disconnect_pending,
                    state.deferred_until, state.manual_keep_supply, dict(state.processed),
-                   dict(state.last_charges))
+                   dict(state.last_charges), state.shielded_fen)
 
 
 class WalletRecord(msgspec.Struct, array_like=True, frozen=True):

@@ -46,6 +46,7 @@ from pipeline.billing.wallet_model import (
     CONNECTED,
     Adjustment,
     Charge,
+    Deduction,
     LedgerEntry,
     LowBalanceAlarm,
     Output,
@@ -58,7 +59,7 @@ from pipeline.configuration import AccountSetup
 from pipeline.meter_stage import Out, out
 from pipeline.records import WalletRecord, WalletSnapshot
 
-PAYMENT_KINDS = ("topup", "refund", "adjustment")
+PAYMENT_KINDS = ("topup", "refund", "adjustment", "charge_item", "apportionment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +102,13 @@ def on_charge(record: WalletRecord | None, rated: RatedInterval, setup: AccountS
 
 def on_payment(record: WalletRecord | None, payment: PaymentMessage, setup: AccountSetup,
                now: datetime, policy: CommandPolicy) -> tuple[WalletRecord, list[Out]]:
-    """Apply a top-up, refund or adjustment, once per idempotency key."""
+    """Apply a top-up, refund, adjustment or deduction, once per idempotency key."""
     at = _instant(payment.at, "at")
     key, amount = payment.idempotency_key, payment.amount_fen
-    command: TopUp | Refund | Adjustment
-    if payment.kind == "topup":
+    command: TopUp | Refund | Adjustment | Deduction
+    if payment.kind in ("charge_item", "apportionment"):
+        command = Deduction(key, payment.kind, amount, payment.may_cut, payment.note)
+    elif payment.kind == "topup":
         command = TopUp(key, amount)
     elif payment.kind == "refund":
         command = Refund(key, amount)
@@ -137,7 +140,7 @@ def on_signal(record: WalletRecord | None, signal: WalletSignal, setup: AccountS
     return _finish(current, wallet, supply, results, notices, setup, now, None, policy)
 
 
-def _apply(current: Account, command: Charge | TopUp | Refund | Adjustment,
+def _apply(current: Account, command: Charge | TopUp | Refund | Adjustment | Deduction,
            setup: AccountSetup, now: datetime, at: datetime, meter_id: str | None,
            policy: CommandPolicy) -> tuple[WalletRecord, list[Out]]:
     wallet, results = apply(current.wallet, command, now, at)

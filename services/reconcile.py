@@ -7,8 +7,9 @@ Two independent checks per account:
 2. The ledger against the raw facts: the accepted readings of the account's meters are
    validated and rated again with the billing core (the same code the stream runs), and
    the exact cumulative cost rounded half-up to the fen must equal what the ledger charged;
-   every recorded payment must be in the ledger (or refused with a reason), and nothing
-   else may be.
+   every recorded payment and every recorded deduction (custom charges and apportionment
+   shares, ``deductions``) must be in the ledger with its amount and kind (or refused with
+   a reason), and nothing else may be.
 Run it when the pipeline has caught up with its input, or it reports work in flight.
 """
 
@@ -70,6 +71,20 @@ def _expected_charges(conn: psycopg.Connection, account: str, books: dict[str, T
     return total
 
 
+#: What should be in the ledger besides charges: payments (signed as posted) and
+#: deductions (taken from the balance), by idempotency key.
+RECORDED = """
+SELECT idempotency_key, kind, CASE kind WHEN 'refund' THEN -amount_fen ELSE amount_fen END
+FROM payments WHERE account_id = %(a)s
+UNION ALL
+SELECT idempotency_key, kind, -amount_fen FROM deductions WHERE account_id = %(a)s
+"""
+
+
+def _what(kind: str) -> str:
+    return "deduction" if kind in ("charge_item", "apportionment") else "payment"
+
+
 def reconcile(conn: psycopg.Connection, now: datetime | None = None) -> list[Mismatch]:
     now = now or datetime.now(UTC)
     books = _books(conn)
@@ -111,23 +126,23 @@ def _fact_checks(conn: psycopg.Connection, account: str, books: dict[str, Tariff
     if cost is not None and round_fen(cost) != charged:
         out.append(Mismatch(account, "charges vs readings", f"{round_fen(cost)} fen "
                             f"(exact cost {cost} yuan)", f"{charged} fen"))
-    recorded: dict[str, int] = dict(conn.execute(
-        "SELECT idempotency_key, CASE kind WHEN 'refund' THEN -amount_fen ELSE amount_fen END "
-        "FROM payments WHERE account_id = %s", (account,)).fetchall())
-    posted: dict[str, int] = dict(conn.execute(
-        "SELECT ref, amount_fen FROM ledger WHERE account_id = %s AND kind <> 'charge'",
-        (account,)).fetchall())
+    recorded: dict[str, tuple[str, int]] = {str(k): (str(kind), int(fen)) for k, kind, fen in
+                                            conn.execute(RECORDED, {"a": account}).fetchall()}
+    posted: dict[str, tuple[str, int]] = {str(r): (str(kind), int(fen)) for r, kind, fen in
+                                          conn.execute(
+        "SELECT ref, kind, amount_fen FROM ledger WHERE account_id = %s AND kind <> 'charge'",
+        (account,)).fetchall()}
     refused = {detail.rsplit("(key ", 1)[-1].rstrip(")") for (detail,) in conn.execute(
         "SELECT detail FROM alarms WHERE account_id = %s AND kind = 'refused'", (account,))}
-    for key, amount in sorted(recorded.items()):
+    for key, (kind, amount) in sorted(recorded.items()):
         if key in refused:
             continue
-        if posted.get(key) != amount:
-            out.append(Mismatch(account, f"payment {key}", f"{amount} fen posted",
+        if posted.get(key) != (kind, amount):
+            out.append(Mismatch(account, f"{_what(kind)} {key}", f"{kind} of {amount} fen posted",
                                 "not in the ledger" if key not in posted
-                                else f"{posted[key]} fen"))
+                                else f"{posted[key][0]} of {posted[key][1]} fen"))
     for key in sorted(set(posted) - set(recorded)):
-        out.append(Mismatch(account, f"ledger entry {key}", "a recorded payment",
-                            "no payment with this key"))
+        out.append(Mismatch(account, f"ledger entry {key}", "a recorded payment or deduction",
+                            "nothing recorded with this key"))
     return out
 

@@ -47,7 +47,7 @@ KIND_NAMES: dict[str, dict[str, str]] = {
            "refused": "操作被拒绝", "notification_failed": "通知发送失败",
            "command_retry": "控制命令重发", "command_abandoned": "控制命令未执行",
            "offline": "表计离线", "online": "表计恢复在线", "unrated": "用量未计费",
-           "meter_stopped": "表计故障"},
+           "meter_stopped": "表计故障", "bill_issued": "账单已出", "bill_overdue": "账单逾期"},
     "en": {"low_balance": "Low balance", "disconnect": "Supply cut", "reconnect":
            "Supply restored", "disconnect_deferred": "Cut-off deferred",
            "disconnect_cancelled": "Cut-off cancelled", "refused": "Payment refused",
@@ -55,7 +55,8 @@ KIND_NAMES: dict[str, dict[str, str]] = {
            "command_abandoned": "Command not carried out",
            "notification_failed": "Notification failed", "offline": "Meter offline",
            "online": "Meter back online", "unrated": "Usage not billed",
-           "meter_stopped": "Meter fault"},
+           "meter_stopped": "Meter fault", "bill_issued": "Bill issued",
+           "bill_overdue": "Bill overdue"},
 }
 
 BUILT_IN: dict[str, dict[str, Text]] = {
@@ -104,6 +105,14 @@ BUILT_IN: dict[str, dict[str, Text]] = {
         "meter_stopped": Text(
             "【表计故障】表计 {meter} 读数停止变化",
             "表计 {meter}{place} 的读数自 {time} 起不再变化，可能已故障。{detail}"),
+        "bill_issued": Text(
+            "【账单通知】账户 {account} 的账单已出",
+            "尊敬的用户：您的账户 {account}{place} 本期账单已出：{detail}。请按时缴费。"
+            "时间：{time}"),
+        "bill_overdue": Text(
+            "【逾期提醒】账户 {account} 的账单已逾期",
+            "尊敬的用户：您的账户 {account}{place} 有账单逾期未缴清：{detail}。请尽快缴费。"
+            "时间：{time}"),
     },
     "en": {
         "low_balance": Text(
@@ -157,6 +166,14 @@ BUILT_IN: dict[str, dict[str, Text]] = {
             "Meter {meter} stopped counting",
             "The register of meter {meter}{place} has not changed since {time}; the meter "
             "may be faulty. {detail}"),
+        "bill_issued": Text(
+            "Bill issued for account {account}",
+            "A bill for account {account}{place} was issued: {detail}. Please pay by the due "
+            "date. Time: {time}"),
+        "bill_overdue": Text(
+            "Bill overdue on account {account}",
+            "A bill of account {account}{place} is overdue and not fully paid: {detail}. "
+            "Please pay as soon as possible. Time: {time}"),
     },
 }
 

@@ -2,13 +2,16 @@
 
 ``create_app`` is the factory (``meterflow api`` serves it with uvicorn). On start it opens
 the connection pool lazily and starts the background runner that executes due batches
-(:mod:`meterflow.api.runner`); on stop it stops the runner after the item in hand.
+(:mod:`meterflow.api.runner`) and the property-billing scheduler
+(:mod:`services.property.scheduler`, every ``METERFLOW_BILLING_PERIOD_S``); on stop it
+stops both after the work in hand.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,10 +24,23 @@ from meterflow.api.routers import ROUTERS
 from meterflow.api.runner import Runner
 from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
+from services.property.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger("meterflow.api")
 PREFIX = "/api/v1"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _billing(settings: Settings) -> tuple[Scheduler, threading.Thread] | None:
+    """The property-billing scheduler as a thread of this process (services/property)."""
+    if settings.billing_period_s == 0:
+        return None
+    scheduler = Scheduler(settings.dsn, SchedulerConfig(
+        period_s=settings.billing_period_s, billing_day=settings.billing_day,
+        due_days=settings.billing_due_days))
+    thread = threading.Thread(target=scheduler.run, name="billing-scheduler", daemon=True)
+    thread.start()
+    return scheduler, thread
 
 
 def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
@@ -37,11 +53,16 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
         if runner is not None:
             runner.start()
         app.state.runner = runner
+        billing = _billing(settings) if run_batches else None
+        app.state.billing = billing
         try:
             yield
         finally:
             if runner is not None:
                 runner.stop()
+            if billing is not None:
+                billing[0].stop.set()
+                billing[1].join(timeout=30)
             pool.close()
 
     app = FastAPI(

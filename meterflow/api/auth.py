@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "control": frozenset({"admin", "operator", "maintenance"}),
     "topup": frozenset({"admin", "operator", "finance"}),
     "refund": frozenset({"admin", "finance"}),
+    "billing.write": frozenset({"admin", "finance"}),
     "tariffs.write": frozenset({"admin"}),
     "users": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),

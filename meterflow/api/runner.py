@@ -105,12 +105,31 @@ def run_item(ctx: Ctx, batch: dict[str, Any], item: int, target: str) -> dict[st
                           None if by_meter else target,
                           None if at is None else datetime.fromisoformat(at))
             return {"assignments": [int(a["assignment_id"]) for a in made]}
+        if op == "charge_item":
+            return target_item(ctx, str(params["item_id"]), target)
         assert op == "set_thresholds"
         patch: dict[str, Any] = {"thresholds": params["thresholds_fen"]}
         if params.get("overdraft_fen") is not None:
             patch["overdraft"] = params["overdraft_fen"]
         apply_patch(ctx, target, patch, "account.update")
         return {"thresholds_fen": params["thresholds_fen"]}
+
+
+def target_item(ctx: Ctx, item_id: str, account_id: str) -> dict[str, Any]:
+    """The account pays the charge item from its next run on (in the caller's transaction;
+    audited ``charge_item.target``; a second time changes nothing)."""
+    site = ctx.conn.execute("SELECT site_id FROM charge_items WHERE item_id = %s",
+                            (item_id,)).fetchone()
+    if site is None:
+        raise ApiError(422, "item_id", f"no charge item {item_id!r}")
+    check_existing(ctx.conn, ctx.actor, "site", str(site[0]))
+    added = ctx.conn.execute("INSERT INTO charge_item_targets (item_id, kind, target_id) "
+                             "VALUES (%s, 'account', %s) ON CONFLICT DO NOTHING RETURNING 1",
+                             (item_id, account_id)).fetchone()
+    if added is not None:
+        audit.record(ctx.conn, ctx.actor, ctx.request_id, "charge_item.target",
+                     f"charge_item:{item_id}", None, {"account_id": account_id})
+    return {"item_id": item_id, "added": added is not None}
 
 
 def run_batch(conn: psycopg.Connection, batch_id: str, stop: threading.Event | None = None

@@ -206,7 +206,8 @@ FINANCE = Board(
     uid="meterflow-finance", title="MeterFlow / Finance", time_from="now-1y",
     tags=("finance",),
     description="Top-ups, refunds and charges from the ledger (integer fen, shown in yuan); "
-                "income by day, month and year; balances held and owed.",
+                "income by day, month and year and by kind; balances held and owed; "
+                "arrears of postpaid bills.",
     variables=variables(),
     items=(
         Panel("Totals in range", "stat", (q(f"""
@@ -279,6 +280,24 @@ FINANCE = Board(
         """, "account", "name", "building", "balance_yuan", "alarm_level", "supply",
              "updated_at"),), height=10,
             description="Now: a negative balance is owed by the customer."),
+        Panel("Income by kind", "table", (q(f"""
+            SELECT i.kind, i.label, sum(i.amount_fen) / 100.0 AS amount_yuan,
+                   sum(i.entries) AS entries
+            FROM income_by_kind($__timeFrom(), $__timeTo()) i
+            JOIN account_places a USING (account_id)
+            WHERE {at('a')}
+            GROUP BY 1, 2 ORDER BY 1, 2
+        """, "kind", "label", "amount_yuan", "entries"),), width=12, height=8,
+            description="Electricity and water charges by the meter's commodity, each custom "
+                        "charge item by name, apportionment shares, and money received."),
+        Panel("Arrears of postpaid bills", "stat", (q(f"""
+            SELECT COALESCE(sum(b.outstanding_fen), 0) / 100.0 AS arrears_yuan,
+                   count(*) AS open_bills,
+                   count(*) FILTER (WHERE b.state = 'overdue') AS overdue_bills
+            FROM bill_arrears b
+            WHERE {at('b')}
+        """, "arrears_yuan", "open_bills", "overdue_bills"),), width=12, height=8,
+            description="Now, whatever the range: what issued bills still ask for."),
         Panel("Payments refused by the wallet", "table", (q(f"""
             SELECT al.at AS time, al.account_id AS account, al.detail
             FROM alarms al JOIN account_places a USING (account_id)

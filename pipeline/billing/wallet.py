@@ -7,6 +7,10 @@ decisions as values; nothing is performed here. Rules (docs/tariffs.md, wallets)
   * a refund may not exceed the balance (``insufficient_balance``);
   * a low-balance level fires when the balance crosses its threshold downward (at or
     below it) and re-arms when the balance is lifted above it again;
+  * a deduction (custom charge, apportionment share) posts like a payment, once per key;
+    one whose item may not cut supply is shielded: supply decisions look at the balance
+    plus the shielded amount, which is cleared once the balance is above zero (all owed
+    paid); so such a deduction never decides a cut by itself, energy still does;
   * supply is due to be cut at ``balance <= -overdraft`` (never when postpaid); inside a
     keep-supply window the cut is deferred to the window's end, which ``tick`` enforces;
   * supply is reconnected when the balance is lifted above ``reconnect_above_fen``.
@@ -26,6 +30,7 @@ from pipeline.billing.wallet_model import (
     Adjustment,
     Charge,
     Command,
+    Deduction,
     LastCharge,
     LedgerEntry,
     LowBalanceAlarm,
@@ -44,6 +49,7 @@ from pipeline.billing.wallet_model import (
 IDEMPOTENCY_CONFLICT = "idempotency_conflict"
 INSUFFICIENT_BALANCE = "insufficient_balance"
 INVALID_AMOUNT = "invalid_amount"
+DEDUCTION_KINDS = ("charge_item", "apportionment")
 
 
 def open_account(account_id: str, config: WalletConfig | None = None) -> WalletState:
@@ -65,6 +71,8 @@ def _refuse(
 
 def _money(command: Command) -> tuple[str, str, int, str]:
     """(kind, key, signed fen, detail) of a money command other than a charge."""
+    if isinstance(command, Deduction):
+        return command.kind, command.key, -command.amount_fen, command.detail
     if isinstance(command, TopUp):
         return "topup", command.key, command.amount_fen, ""
     if isinstance(command, Refund):
@@ -95,6 +103,10 @@ def apply(state: WalletState, command: Command, now: datetime,
             amount = str(fen)
             if fen == 0 or not command.reason:
                 return _refuse(state, key, INVALID_AMOUNT, "needs a non-zero amount and a reason")
+        elif isinstance(command, Deduction):
+            if command.amount_fen <= 0 or command.kind not in DEDUCTION_KINDS:
+                return _refuse(state, key, INVALID_AMOUNT,
+                               "a deduction needs a positive amount and a known kind")
         elif (
             fen == 0
             or (isinstance(command, TopUp) and fen < 0)
@@ -129,7 +141,11 @@ def apply(state: WalletState, command: Command, now: datetime,
             f"refund {-fen} fen exceeds the balance {state.balance_fen} fen",
         )
     charge_end = command.end if isinstance(command, Charge) else None
-    return _post(state, kind, key, amount, fen, detail, now, at or now, charge_end)
+    shielded = isinstance(command, Deduction) and not command.may_cut
+    if shielded:
+        state = replace(state, shielded_fen=state.shielded_fen - fen)
+    return _post(state, kind, key, amount, fen, detail, now, at or now, charge_end,
+                 decide=not shielded)
 
 
 def _post(
@@ -142,7 +158,10 @@ def _post(
     now: datetime,
     at: datetime,
     charge_end: datetime | None = None,
+    decide: bool = True,
 ) -> tuple[WalletState, list[Output]]:
+    """Append the entry; then alarms and (unless ``decide`` is False: a shielded deduction
+    never makes what supply looks at worse, so it decides nothing) supply decisions."""
     seq = state.seq + 1
     balance = state.balance_fen + fen
     entry = LedgerEntry(
@@ -164,7 +183,11 @@ def _post(
     else:
         state = replace(state, seq=seq, balance_fen=balance,
                         processed={**state.processed, key: result})
+    if state.balance_fen > 0 and state.shielded_fen:
+        state = replace(state, shielded_fen=0)
     state, alarms = _alarms(state, now)
+    if not decide:
+        return state, [entry, *alarms]
     state, decisions = _supply(state, now)
     return state, [entry, *alarms, *decisions]
 
@@ -208,10 +231,11 @@ def _decision(
 def _supply(state: WalletState, now: datetime) -> tuple[WalletState, list[Output]]:
     """Decide disconnect / defer / cancel / reconnect from the balance and the windows."""
     config = state.config
-    due = not config.postpaid and state.balance_fen <= config.disconnect_at_fen
+    standing = state.balance_fen + state.shielded_fen  # what supply decisions look at
+    due = not config.postpaid and standing <= config.disconnect_at_fen
     reason = "overdraft_exhausted" if config.overdraft_fen else "balance_exhausted"
     if state.supply == DISCONNECTED:
-        if state.balance_fen > config.reconnect_above_fen:
+        if standing > config.reconnect_above_fen:
             state = replace(state, supply=CONNECTED)
             return state, [_decision(state, "reconnect", "balance_restored", now)]
         return state, []

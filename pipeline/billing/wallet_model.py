@@ -84,6 +84,9 @@ class WalletState:
     #: meter arrive in interval order, so this watermark replaces a key per charge (which
     #: would grow by ~35,000 keys a meter a year). ``processed`` keeps money commands only.
     last_charges: Mapping[str, LastCharge] = field(default_factory=dict)
+    #: Deductions of items that may not cut supply, still owed: the supply decision looks
+    #: at ``balance_fen + shielded_fen``; cleared once the balance is above zero.
+    shielded_fen: int = 0
 
     @property
     def alarm_level(self) -> int:
@@ -131,13 +134,25 @@ class Adjustment:
 
 
 @dataclass(frozen=True, slots=True)
+class Deduction:
+    """A custom charge or an apportionment share (``kind`` charge_item or apportionment),
+    once per key (item or group, account, period); ``may_cut`` False: it never cuts supply."""
+
+    key: str
+    kind: str
+    amount_fen: int
+    may_cut: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SetKeepSupply:
     """Operator's manual keep-supply flag."""
 
     on: bool
 
 
-Command = Charge | TopUp | Refund | Adjustment | SetKeepSupply
+Command = Charge | TopUp | Refund | Adjustment | Deduction | SetKeepSupply
 
 
 # --- outputs --------------------------------------------------------------------------

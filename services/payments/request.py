@@ -114,10 +114,12 @@ def payment_payload(payment_id: str, request: PaymentRequest, at: datetime) -> d
     docs/contracts.md, Payments) as the outbox row keeps it; key: the account id."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("at must be timezone-aware")
-    return as_dict(PaymentMessage(
+    body = as_dict(PaymentMessage(
         payment_id=payment_id, idempotency_key=request.idempotency_key,
         account_id=request.account_id, kind=request.kind, amount_fen=request.amount_fen,
         at=at.isoformat(), operator=request.operator, note=request.note))
+    del body["may_cut"]  # deductions only (services/property/postings.py)
+    return body
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:

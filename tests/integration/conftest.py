@@ -212,11 +212,13 @@ def start_api(stack: Settings, log: Path, port: int = API_PORT,
               **settings: str) -> subprocess.Popen[bytes]:
     """A real `meterflow api` process on the test stack, answering its health check. It
     trusts X-Forwarded-For from 127.0.0.1 (the tests' proxy), so a test can speak for a
-    client address of its own (the throttle counts per address)."""
+    client address of its own (the throttle counts per address). It runs no
+    property-billing rounds unless asked (``billing_period_s``): a round could add outbox
+    rows while another test counts them; the billing tests start their own."""
     import httpx
 
     env = {**env_of(stack), "METERFLOW_API_PORT": str(port),
-           "METERFLOW_API_FORWARDED_ALLOW_IPS": "127.0.0.1",
+           "METERFLOW_API_FORWARDED_ALLOW_IPS": "127.0.0.1", "METERFLOW_BILLING_PERIOD_S": "0",
            **{f"METERFLOW_{k.upper()}": v for k, v in settings.items()}}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "meterflow.cli", "api"], env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .api_support import tariff_text
@@ -34,11 +35,15 @@ class Side:
     command: str = ""
     batch: str = ""
     account_body: dict[str, Any] = field(default_factory=dict)
+    item: str = ""
+    group: str = ""
+    postpaid: str = ""
+    bill: str = ""
 
     def ids(self) -> list[str]:
         return [self.site, self.building, self.floor, self.room, self.customer, self.account,
                 self.meter, self.spare_meter, self.gateway, self.payment, self.command,
-                self.batch]
+                self.batch, self.item, self.group, self.postpaid, self.bill]
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,40 @@ def make_side(admin: Any, tariff: str, tag: str) -> Side:
     side.batch = ok(admin.post("/batches", json={
         "operation": "set_thresholds", "account_ids": [side.account],
         "thresholds": ["30", "20", "10"]}), 201)["batch_id"]
+    property_billing(admin, side)
     return side
+
+
+def item_body(side: Side) -> dict[str, Any]:
+    return {"site_id": side.site, "name": "Property fee", "basis": "fixed", "amount": "10",
+            "frequency": "monthly", "start_date": "2026-01-01",
+            "targets": [{"kind": "account", "id": side.account}]}
+
+
+def group_body(side: Side) -> dict[str, Any]:
+    return {"site_id": side.site, "name": "Corridor", "master_meter_id": side.meter,
+            "method": "equal", "start_date": "2026-01-01",
+            "members": [{"account_id": side.account}]}
+
+
+def bill_period() -> dict[str, str]:
+    today = datetime.now(UTC).date()
+    first = date(today.year, today.month, 1)
+    start = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+    return {"start": start.isoformat(), "end": first.isoformat()}
+
+
+def property_billing(admin: Any, side: Side) -> None:
+    """A charge item, an apportionment group, a postpaid account and its draft bill."""
+    side.item, side.group = uid(f"{side.site[:2]}item"), uid(f"{side.site[:2]}grp")
+    ok(admin.put(f"/charge-items/{side.item}", json=item_body(side)), 201)
+    ok(admin.put(f"/apportionments/{side.group}", json=group_body(side)), 201)
+    side.postpaid = uid(f"{side.site[:2]}PP")
+    ok(admin.post("/accounts", json={"account_id": side.postpaid, "name": "Office",
+                                     "room_id": side.room, "billing_mode": "postpaid"}), 201)
+    made = ok(admin.post("/bills/runs", json={**bill_period(),
+                                              "account_ids": [side.postpaid]}), 201)
+    side.bill = made["bills"][0]
 
 
 @dataclass

@@ -29,7 +29,16 @@ from meterflow.api.auth import PERMISSIONS
 
 from .api_support import tariff_text
 from .conftest import ApiSession
-from .scope_support import Actor, Side, World, make_world, uid
+from .scope_support import (
+    Actor,
+    Side,
+    World,
+    bill_period,
+    group_body,
+    item_body,
+    make_world,
+    uid,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -217,6 +226,40 @@ ROUTES: dict[str, Route] = {
         "POST", f"/devices/{s.meter}/credentials/rotate")),
     "DELETE /devices/{device_id}/credentials": R("devices.write", lambda s, w, a: Case(
         "DELETE", f"/devices/{s.meter}/credentials")),
+    "PUT /charge-items/{item_id}": R("billing.write", lambda s, w, a: Case(
+        "PUT", f"/charge-items/{s.item}", json=item_body(s))),
+    "GET /charge-items": R("read", listing("/charge-items", "site_id", "site")),
+    "GET /charge-items/{item_id}": R("read", lambda s, w, a: Case(
+        "GET", f"/charge-items/{s.item}")),
+    "POST /charge-items/{item_id}/run": R("billing.write", lambda s, w, a: Case(
+        "POST", f"/charge-items/{s.item}/run")),
+    "PUT /apportionments/{group_id}": R("billing.write", lambda s, w, a: Case(
+        "PUT", f"/apportionments/{s.group}", json=group_body(s))),
+    "GET /apportionments": R("read", listing("/apportionments", "site_id", "site")),
+    "GET /apportionments/{group_id}": R("read", lambda s, w, a: Case(
+        "GET", f"/apportionments/{s.group}")),
+    "POST /apportionments/{group_id}/runs": R("billing.write", lambda s, w, a: Case(
+        "POST", f"/apportionments/{s.group}/runs",
+        json={"period": bill_period()["start"][:7]})),
+    "GET /accounts/{account_id}/apportionment": R("read", lambda s, w, a: Case(
+        "GET", f"/accounts/{s.account}/apportionment")),
+    "POST /bills/runs": R("billing.write", lambda s, w, a: Case(
+        "POST", "/bills/runs", json={**bill_period(), "site_id": s.site})),
+    "GET /bills": R("finance.read", listing("/bills", "account_id", "postpaid")),
+    "GET /bills/{bill_id}": R("finance.read", lambda s, w, a: Case(
+        "GET", f"/bills/{s.bill}")),
+    "GET /bills/{bill_id}/print": R("finance.read", lambda s, w, a: Case(
+        "GET", f"/bills/{s.bill}/print")),
+    "POST /bills/{bill_id}/confirm": R("billing.write", lambda s, w, a: Case(
+        "POST", f"/bills/{s.bill}/confirm", json={})),
+    "POST /bills/{bill_id}/issue": R("billing.write", lambda s, w, a: Case(
+        "POST", f"/bills/{s.bill}/issue")),
+    "POST /bills/{bill_id}/void": R("billing.write", lambda s, w, a: Case(
+        "POST", f"/bills/{s.bill}/void", json={"reason": "matrix"})),
+    "GET /finance/arrears": R("finance.read", listing("/finance/arrears", "account_id",
+                                                      "postpaid")),
+    "GET /finance/income-by-kind": R("finance.read", listing(
+        "/finance/income-by-kind", "account_id", "account")),
 }
 UNAUTHENTICATED = {"GET /health"}
 

@@ -92,3 +92,16 @@ def test_overrides_replace_one_text() -> None:
     message = texts.message(full("offline"), CTX, "en", "UTC")
     assert message["subject"] == "Down: M1"
     assert texts.texts["zh"]["offline"] == BUILT_IN["zh"]["offline"]
+
+
+def test_bill_notices_name_the_bill_and_the_amount_due_in_both_languages() -> None:
+    detail = "bill B20260501-O1 for 2026-05-01 to 2026-06-01: 2430.12 yuan due by 2026-06-11"
+    event = Event("bill_overdue-1", "bill_overdue", AT, account_id="A1", balance_fen=-243012,
+                  detail=detail)
+    zh = Templates().message(event, CTX, "zh", "Asia/Shanghai")
+    assert zh["subject"] == "【逾期提醒】账户 A1 的账单已逾期"
+    assert detail in zh["text"] and "（Sunny Court 101）" in zh["text"]
+    issued = Event("bill_issued-1", "bill_issued", AT, account_id="A1", detail=detail)
+    en = Templates().message(issued, CTX, "en", "UTC")
+    assert en["subject"] == "Bill issued for account A1"
+    assert f"was issued: {detail}. Please pay by the due date." in en["text"]

@@ -198,3 +198,25 @@ def test_records_survive_their_codec() -> None:
     record, _ = charge_all(record, ["2.00", "0.0001"])
     assert record is not None
     assert records.wallet_record(records.encode(record)) == record
+
+
+def test_deductions_from_the_payments_topic_post_their_kind_and_honour_may_cut() -> None:
+    record, _ = on_payment(None, payment("k1", 3000), ACCOUNT, NOW, POLICY)
+    shielded = PaymentMessage(idempotency_key="ci:fee:A1:2026-07", account_id="A1",
+                              kind="charge_item", amount_fen=3000, at=T0.isoformat(),
+                              note="Property fee 2026-07", may_cut=False)
+    record, outs = on_payment(record, shielded, ACCOUNT, NOW, POLICY)
+    [entry] = bodies(outs, topics.LEDGER)
+    assert (entry["kind"], entry["key"], entry["amount_fen"], entry["detail"]) == (
+        "charge_item", "ci:fee:A1:2026-07", -3000, "Property fee 2026-07")
+    assert kinds(outs).count("disconnect") == 0 and "low_balance" in kinds(outs)
+    assert not bodies(outs, topics.COMMANDS)
+    share = PaymentMessage(idempotency_key="ap:corr:A1:2026-06", account_id="A1",
+                           kind="apportionment", amount_fen=3000, at=T0.isoformat())
+    record, outs = on_payment(record, share, ACCOUNT, NOW, POLICY)
+    assert bodies(outs, topics.LEDGER)[0]["kind"] == "apportionment"
+    # may_cut defaults to True: this one uses up the 30 yuan of credit the fee left to
+    # energy, and cuts
+    assert "disconnect" in kinds(outs)
+    _, outs = on_payment(record, share, ACCOUNT, NOW, POLICY)
+    assert not bodies(outs, topics.LEDGER)  # once per key

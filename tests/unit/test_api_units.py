@@ -59,12 +59,14 @@ def test_permission_matrix() -> None:
     may = {role: {p for p in PERMISSIONS if allowed(role, p)} for role in ROLES}
     assert may["viewer"] == {"read", "finance.read"}
     assert may["maintenance"] == {"read", "meters.write", "control", "devices.write"}
-    assert may["finance"] == {"read", "finance.read", "topup", "refund"}
+    assert may["finance"] == {"read", "finance.read", "topup", "refund", "billing.write"}
     assert may["operator"] == {"read", "finance.read", "property.write", "accounts.write",
                                "meters.write", "control", "topup"}
     assert may["admin"] == set(PERMISSIONS)
     for role in ("viewer", "maintenance"):
         assert not allowed(role, "topup") and not allowed(role, "refund")
+    for role in ("viewer", "maintenance", "operator"):  # operators read bills, finance runs them
+        assert not allowed(role, "billing.write")
     with pytest.raises(KeyError):
         require("no-such-permission")
 

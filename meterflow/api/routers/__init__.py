@@ -8,6 +8,8 @@ from meterflow.api.routers import (
     accounts,
     audit_log,
     batches,
+    bills,
+    charges,
     control,
     devices,
     finance,
@@ -26,4 +28,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, property.router, accounts.router, meters.router, tariffs.router,
     payments.router, control.router, monitor.router, batches.router, finance.router,
     reports.router, users.router, audit_log.router, notifications.router, devices.router,
+    charges.router, bills.router,
 )

@@ -1,6 +1,7 @@
 """Batch operations over a selection of accounts or meters, now or at ``run_at``.
 
-Operations: ``topup``, ``set_tariff``, ``disconnect``, ``reconnect``, ``set_thresholds``.
+Operations: ``topup``, ``set_tariff``, ``disconnect``, ``reconnect``, ``set_thresholds``,
+``charge_item`` (the accounts start paying a custom charge item: they become its targets).
 The caller needs the permission of the operation itself. A batch is stored with one item
 per target and run by the API's runner (:mod:`meterflow.api.runner`); ``GET`` shows the
 progress (done, failed, pending of total) and the per-item results. Giving ``batch_id``
@@ -33,9 +34,11 @@ from meterflow.api.types import Fen, FenOrZero, Id, Note, TariffId
 
 router = APIRouter(tags=["batches"])
 READ = Depends(require("read"))
-Operation = Literal["topup", "set_tariff", "disconnect", "reconnect", "set_thresholds"]
+Operation = Literal["topup", "set_tariff", "disconnect", "reconnect", "set_thresholds",
+                    "charge_item"]
 NEEDS = {"topup": "topup", "set_tariff": "tariffs.write", "disconnect": "control",
-         "reconnect": "control", "set_thresholds": "accounts.write"}
+         "reconnect": "control", "set_thresholds": "accounts.write",
+         "charge_item": "billing.write"}
 MAX_ITEMS = 10_000
 BatchPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
@@ -53,19 +56,22 @@ class BatchIn(Model):
     thresholds: list[FenOrZero] | None = Field(None, min_length=3, max_length=3,
                                                description="set_thresholds: levels 1-3")
     overdraft: FenOrZero | None = Field(None, description="set_thresholds: optional")
+    item_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,48}$",
+                                description="charge_item: the item the accounts pay")
     reason: Note = ""
 
     @model_validator(mode="after")
     def _shape(self) -> BatchIn:
         if bool(self.account_ids) == bool(self.meter_ids):
             raise ValueError("give account_ids or meter_ids (one of them, not empty)")
-        if self.meter_ids and self.operation in ("topup", "set_thresholds"):
+        if self.meter_ids and self.operation in ("topup", "set_thresholds", "charge_item"):
             raise ValueError(f"{self.operation} works on account_ids")
         for name, moment in (("run_at", self.run_at), ("effective_from", self.effective_from)):
             if moment is not None and moment.utcoffset() is None:
                 raise ValueError(f"{name} has no UTC offset")
         need = {"topup": ("amount", self.amount), "set_tariff": ("tariff_id", self.tariff_id),
-                "set_thresholds": ("thresholds", self.thresholds)}.get(self.operation)
+                "set_thresholds": ("thresholds", self.thresholds),
+                "charge_item": ("item_id", self.item_id)}.get(self.operation)
         if need is not None and need[1] is None:
             raise ValueError(f"{self.operation} needs {need[0]}")
         if self.thresholds is not None and not (
@@ -82,6 +88,8 @@ class BatchIn(Model):
                      if self.effective_from is None else self.effective_from.isoformat()}
         elif self.operation == "set_thresholds":
             base |= {"thresholds_fen": self.thresholds, "overdraft_fen": self.overdraft}
+        elif self.operation == "charge_item":
+            base |= {"item_id": self.item_id}
         else:
             base |= {"reason": self.reason}
         return base

@@ -9,10 +9,8 @@ exports count the accounts of their scope only.
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Any, Literal
 
-import pandas as pd
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
@@ -22,6 +20,7 @@ from meterflow.api.routers.common import Limit, Offset, QueryId, Zone, out, rows
 from meterflow.api.routers.spans import LABELS, Period, span
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import Day
+from meterflow.exports import MEDIA, table_bytes
 
 router = APIRouter(tags=["finance"])
 FIN = Depends(require("finance.read"))
@@ -56,16 +55,8 @@ LIMIT %(limit)s OFFSET %(offset)s
 
 def export(items: list[dict[str, Any]], columns: list[str], fmt: str, name: str) -> Response:
     """CSV or XLSX of rows whose money columns are already text or integer fen."""
-    frame = pd.DataFrame(items, columns=columns).astype(
-        {c: "string" for c in columns if not c.endswith("_fen")})
-    if fmt == "csv":
-        return Response(frame.to_csv(index=False), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    buffer = io.BytesIO()
-    frame.to_excel(buffer, index=False, engine="openpyxl", sheet_name=name[:31])
-    return Response(buffer.getvalue(), media_type="application/vnd.openxmlformats-"
-                    "officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return Response(table_bytes(items, columns, fmt, name), media_type=MEDIA[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
 
 
 @router.get("/finance/orders", response_model=None)

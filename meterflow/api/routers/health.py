@@ -1,4 +1,5 @@
-"""``GET /api/v1/health`` (no authentication): 200 when the database answers, else 503.
+"""``GET /api/v1/health`` (no authentication): 200 when the database answers, else 503;
+also 503 when the property-billing scheduler of this process made no progress for a while.
 
 Probed by Kubernetes (the Helm chart) and by the tests before they start.
 """
@@ -21,4 +22,12 @@ def health(request: Request) -> dict[str, Any] | JSONResponse:
     except Exception as exc:  # any failure to reach the database is "unhealthy"
         return JSONResponse({"status": "error", "database": "unreachable",
                              "detail": str(exc)[:300]}, status_code=503)
-    return {"status": "ok", "database": "reachable"}
+    body: dict[str, Any] = {"status": "ok", "database": "reachable"}
+    billing = getattr(request.app.state, "billing", None)
+    if billing is not None:
+        report = billing[0].probe()
+        body["billing"] = report
+        if report.get("status") == "stale":
+            body["status"] = "error"
+            return JSONResponse(body, status_code=503)
+    return body

@@ -1,0 +1,1 @@
+"""Property billing services: custom charges, apportionment, postpaid bills (docs/tariffs.md)."""
