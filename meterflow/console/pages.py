@@ -13,8 +13,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from meterflow.api import audit, sessions, throttle
-from meterflow.api.auth import PERMISSIONS, allowed, client_address, refuse_token, request_id, \
-    session_of
+from meterflow.api.auth import (
+    PERMISSIONS,
+    allowed,
+    client_address,
+    refuse_token,
+    request_id,
+    session_of,
+)
 from meterflow.api.db import connection
 from meterflow.api.tokens import ROLES, AuthFailure
 from meterflow.console.i18n import LANGUAGES, choose_language

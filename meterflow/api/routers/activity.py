@@ -1,7 +1,8 @@
 """What happened on an account lately, for a room's page: recent readings and rejected
-readings of its meters, its alarms, its supply commands with their outcome, and a daily series of units, money and the balance at
-each day's end (local days of the account's site, docs/operations.md#report-time-zones).
-Also the alarm list of every account in the caller's scope."""
+readings of its meters, its alarms, its supply commands with their outcome, and a daily
+series of units, money and the balance at each day's end (local days of the account's
+site, docs/operations.md#report-time-zones). Also the alarm list of every account in the
+caller's scope."""
 
 from __future__ import annotations
 
