@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 from openpyxl import load_workbook
+from playwright.sync_api import expect
 
 from contracts import topics
 from meterflow.broker.sync import wait_applied
@@ -140,7 +141,7 @@ def test_sign_in_find_the_room_in_alarm_top_it_up_and_see_it_reconnect(
     shot(page, "rooms")
     tile.click()
     page.wait_for_url(f"**/console/rooms/{site.rooms['101']}")
-    page.wait_for_function("document.querySelector('#f-balance')?.textContent === '¥-2.00'")
+    expect(page.locator("#f-balance")).to_have_text("¥-2.00", timeout=TIMEOUT_MS)
     page.evaluate("window.notReloaded = true")
     accessible(page)
 
@@ -154,7 +155,7 @@ def test_sign_in_find_the_room_in_alarm_top_it_up_and_see_it_reconnect(
     page.keyboard.press("Enter")
 
     page.locator("#outcomes li[data-status='applied']").wait_for()
-    page.wait_for_function("document.querySelector('#f-balance')?.textContent === '¥48.00'")
+    expect(page.locator("#f-balance")).to_have_text("¥48.00", timeout=TIMEOUT_MS)
     reconnect = page.locator("#commands tr", has_text="Reconnect").locator(
         "span.status.applied")
     reconnect.wait_for()
@@ -188,6 +189,7 @@ def test_open_an_account_from_a_saved_draft(browser: Any, api: ApiSession, site:
 
     page.reload()  # later: the draft is one click away
     page.locator("button.open-draft", has_text=f"draft {account}").click()
+    page.locator("#open-result", has_text="opened").wait_for()
     assert page.input_value("#o-account") == account
     assert page.input_value("#m-id-1") == meter
     assert page.input_value("#o-topup") == "20"
