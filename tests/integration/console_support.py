@@ -82,6 +82,7 @@ def open_account(api: ApiSession, site: Site, room: str, meter: str,
 def sign_in(browser: Any, api: ApiSession, user: str, locale: str = "en-US") -> Any:
     """A new browser context signed in as ``user`` (typing into the sign-in form)."""
     context = browser.new_context(locale=locale, accept_downloads=True,
+                                  timezone_id="Asia/Shanghai",
                                   viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.goto(f"{api.url}/console/rooms")

@@ -8,8 +8,10 @@ shows them)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,17 +26,20 @@ from openpyxl import load_workbook
 from playwright.sync_api import expect
 
 from contracts import topics
+from meterflow.api import sessions
+from meterflow.api.tokens import Actor
 from meterflow.broker.sync import wait_applied
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
 from services.devices import credentials
 
-from .api_support import uid
+from .api_support import tariff_text, uid
 from .conftest import REPO, ApiSession, env_of, start_worker, wait_for
 from .console_support import PASSWORD, Site, accessible, build_site, open_account, sign_in
 
 pytestmark = pytest.mark.integration
 SHOTS = REPO / "docs" / "console"
+TOU = REPO / "pipeline" / "billing" / "examples" / "gd-commercial-tou.yaml"
 TIMEOUT_MS = 90_000
 
 
@@ -377,13 +382,67 @@ def test_a_tariff_upload_shows_the_error_at_its_line_and_previews_a_cost(
     page.locator("#upload-result .bad-line").wait_for()
     assert "prices: {peak: 1.2, valley: abc}" in page.inner_text("#upload-result .bad-line")
     assert "line 10" in page.inner_text("#upload-result ul.errors")
-    page.locator("#tariff-list button", has_text=site.tariff).click()
-    page.locator("#clock path").first.wait_for()
-    page.fill("#pv-start", "2026-03-01T08:00")
-    page.fill("#pv-end", "2026-03-01T09:00")
-    page.fill("#pv-units", "12.5")
+
+    tou = uid("tou")
+    page.fill("#tariff-text-in", tariff_text(tou, TOU))
+    page.click("#upload-submit")
+    page.locator("#upload-result", has_text=f"Tariff {tou} valid from 2021-10-01 stored").wait_for()
+    page.locator("#tariff-list button", has_text=tou).click()
+    expect(page.locator("#clock path")).to_have_count(6)  # the six spans of the base bands
+    assert "Peak: 10:00-12:00, 14:00-19:00" in page.inner_text("#clock-legend")
+    # 10 kWh over 09:00-11:00 Beijing time: 5 flat at 0.6 and 5 peak at 1.02 = 8.10.
+    page.fill("#pv-start", "2026-03-02T09:00")
+    page.fill("#pv-end", "2026-03-02T11:00")
+    page.fill("#pv-units", "10")
     page.click("#preview-submit")
-    page.locator("#preview-result .cost", has_text="¥12.50").wait_for()
+    page.locator("#preview-result .cost", has_text="¥8.10").wait_for()
     accessible(page)
     shot(page, "tariffs")
     page.context.close()
+
+
+def test_a_session_ends_after_its_idle_time(api: ApiSession, site: Site,
+                                             db: psycopg.Connection) -> None:
+    actor = sessions.check_password(db, site.users["finance"], PASSWORD)
+    assert isinstance(actor, Actor)
+    made = sessions.start(db, actor, "192.0.2.1")
+    jar = {"mf_session": made.cookie}
+    with httpx.Client(base_url=f"{api.url}/api/v1", cookies=jar) as http:
+        assert http.get("/me").status_code == 200
+        # Idle longer than METERFLOW_CONSOLE_IDLE_TIMEOUT_S (1800 s by default).
+        db.execute("UPDATE console_sessions SET last_seen_at = now() - interval '31 minutes' "
+                   "WHERE session_sha256 = %s", (sessions.session_hash(made.cookie),))
+        answer = http.get("/me")
+        assert answer.status_code == 401
+        assert answer.json()["errors"][0]["field"] == "session"
+    assert sessions.resume(db, made.cookie, sessions.SessionPolicy(idle_s=86_400)) is not None
+
+
+def test_failed_sign_ins_are_throttled_per_address(api: ApiSession, site: Site,
+                                                   db: psycopg.Connection) -> None:
+    """The API's throttle counts password failures as it counts bad tokens; this client
+    speaks for an address of its own (the test API trusts X-Forwarded-For from itself)."""
+    address = f"198.51.100.{uuid.uuid4().int % 200 + 1}"
+    with httpx.Client(base_url=api.url, headers={"X-Forwarded-For": address}) as http:
+        statuses = []
+        for _ in range(11):
+            form = http.get("/console/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert token is not None
+            answer = http.post("/console/login", data={
+                "username": site.users["admin"], "password": "not the password",
+                "csrf": token.group(1), "next": "/console/rooms"})
+            statuses.append(answer.status_code)
+    assert statuses == [401] * 10 + [429]
+    blocked = db.execute("SELECT count(*) FROM audit_log WHERE action = 'auth.throttled' "
+                         "AND target = %s", (f"address:{address}",)).fetchone()
+    assert blocked == (1,)
+    db.execute("DELETE FROM auth_throttle WHERE key = %s", (site.users["admin"],))
+
+
+def test_a_sign_in_form_without_its_csrf_token_is_refused(api: ApiSession, site: Site) -> None:
+    with httpx.Client(base_url=api.url) as http:
+        answer = http.post("/console/login", data={
+            "username": site.users["admin"], "password": PASSWORD, "csrf": "forged"})
+    assert answer.status_code == 403
+    assert "mf_session" not in answer.cookies

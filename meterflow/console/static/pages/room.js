@@ -11,7 +11,7 @@ let chart = null;
 const pending = new Map(); // form id -> idempotency key of a request not yet answered
 
 function fact(name, value, id) {
-  return [el("dt", {}, name), el("dd", { id }, value)];
+  return el("div", {}, el("dt", {}, name), el("dd", { id }, value));
 }
 
 function drawSummary(acc, act) {
