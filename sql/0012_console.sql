@@ -34,36 +34,23 @@ CREATE TABLE account_drafts (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Room monitoring at a glance (the console's grid, GET /monitor/rooms): the room's
--- accounts, the supply state the meters confirmed (the furthest along of its accounts:
--- cut_confirmed, cut_requested, reconnect_requested, connected) and whether any account
--- keeps supply on by hand. New columns go last, so the view's earlier columns are unchanged.
-CREATE OR REPLACE VIEW room_status AS
-SELECT r.room_id, r.name AS room_name, r.area_m2,
-       f.floor_id, f.level AS floor_level, bd.building_id, bd.name AS building_name,
-       s.site_id, s.name AS site_name,
-       count(ms.meter_id) AS meters,
-       COALESCE(bool_and(ms.online), false) AS online,
-       min(ms.balance_fen) AS balance_fen,
-       COALESCE(max(ms.alarm_level), 0) AS alarm_level,
-       CASE WHEN bool_or(ms.supply = 'disconnected') THEN 'disconnected'
-            ELSE 'connected' END AS supply,
-       COALESCE(sum(ms.today_units) FILTER (WHERE ms.commodity = 'electricity'), 0)
-           AS today_kwh,
-       COALESCE(sum(ms.today_units) FILTER (WHERE ms.commodity = 'water'), 0) AS today_m3,
-       COALESCE(sum(ms.today_yuan), 0) AS today_yuan,
-       COALESCE((array_agg(ms.supply_state ORDER BY CASE ms.supply_state
-                     WHEN 'cut_confirmed' THEN 0 WHEN 'cut_requested' THEN 1
-                     WHEN 'reconnect_requested' THEN 2 ELSE 3 END))[1], 'connected')
-           AS supply_state,
-       COALESCE(bool_or(a.keep_supply ->> 'manual' = 'true'), false) AS keep_supply,
-       COALESCE(array_agg(DISTINCT ms.account_id ORDER BY ms.account_id)
-                FILTER (WHERE ms.account_id IS NOT NULL), '{}') AS account_ids
-FROM rooms r
-JOIN floors f ON f.floor_id = r.floor_id
-JOIN buildings bd ON bd.building_id = f.building_id
-JOIN sites s ON s.site_id = bd.site_id
-LEFT JOIN meter_status ms ON ms.room_id = r.room_id
-LEFT JOIN accounts a ON a.account_id = ms.account_id
-GROUP BY r.room_id, r.name, r.area_m2, f.floor_id, f.level, bd.building_id, bd.name,
-         s.site_id, s.name;
+-- Room monitoring at a glance (the console's grid, GET /monitor/rooms): room_status and,
+-- per room, its accounts, the supply state the meters confirmed (the furthest along of its
+-- accounts: cut_confirmed, cut_requested, reconnect_requested, connected) and whether any
+-- account keeps supply on by hand.
+CREATE VIEW room_glance AS
+SELECT rs.*, x.supply_state, x.keep_supply, x.account_ids
+FROM room_status rs
+CROSS JOIN LATERAL (
+    SELECT COALESCE((array_agg(b.supply_state ORDER BY CASE b.supply_state
+                         WHEN 'cut_confirmed' THEN 0 WHEN 'cut_requested' THEN 1
+                         WHEN 'reconnect_requested' THEN 2 ELSE 3 END)
+                     FILTER (WHERE b.supply_state IS NOT NULL))[1], 'connected')
+               AS supply_state,
+           COALESCE(bool_or(a.keep_supply ->> 'manual' = 'true'), false) AS keep_supply,
+           COALESCE(array_agg(DISTINCT m.account_id ORDER BY m.account_id)
+                    FILTER (WHERE m.account_id IS NOT NULL), '{}') AS account_ids
+    FROM meters m
+    LEFT JOIN accounts a ON a.account_id = m.account_id
+    LEFT JOIN balances b ON b.account_id = m.account_id
+    WHERE m.room_id = rs.room_id AND m.removed_at IS NULL) x;
