@@ -48,7 +48,7 @@ def build_site(api: ApiSession, stack: Settings) -> Site:
         for level, floor in site.floors.items():
             assert c.put(f"/floors/{floor}", json={"building_id": site.building,
                                                    "level": level}).status_code == 201
-        for name, level in (("101", 1), ("102", 1), ("201", 2), ("202", 2)):
+        for name, level in (("101", 1), ("102", 1), ("103", 1), ("201", 2), ("202", 2)):
             room = uid(f"r{name}")
             made = c.put(f"/rooms/{room}", json={"floor_id": site.floors[level], "name": name})
             assert made.status_code == 201, made.text

@@ -167,6 +167,17 @@ def test_sign_in_find_the_room_in_alarm_top_it_up_and_see_it_reconnect(
     assert page.evaluate("window.notReloaded") is True  # it all came without a reload
     assert meter.applied == ["disconnect", "reconnect"]
     shot(page, "room")
+
+    # An operator's own disconnect: its outcome goes pending, sent, applied on the page.
+    page.click("#disconnect")
+    page.click("#confirm-ok")
+    page.locator("#outcomes li[data-status='applied']", has_text="Disconnect").wait_for()
+    expect(page.locator("#f-supply")).to_have_text("Disconnected", timeout=TIMEOUT_MS)
+    page.click("#reconnect")
+    page.click("#confirm-ok")
+    page.locator("#outcomes li[data-status='applied']", has_text="Reconnect").wait_for()
+    assert meter.applied == ["disconnect", "reconnect", "disconnect", "reconnect"]
+    assert page.evaluate("window.notReloaded") is True
     paid = db.execute("SELECT operator, amount_fen FROM payments WHERE account_id = %s "
                       "AND kind = 'topup' ORDER BY created_at", (account,)).fetchall()
     assert paid[-1] == (site.users["operator"], 5000)
@@ -174,6 +185,52 @@ def test_sign_in_find_the_room_in_alarm_top_it_up_and_see_it_reconnect(
                          "'payment.topup' AND target = %s ORDER BY audit_id DESC LIMIT 1",
                          (f"account:{account}",)).fetchone()
     assert audited == (site.users["operator"], "operator")
+    page.context.close()
+
+
+def test_thresholds_keep_supply_refund_and_tariff_from_a_room(
+        browser: Any, api: ApiSession, site: Site, db: psycopg.Connection,
+        pipeline: None) -> None:
+    account = open_account(api, site, "103", uid("M103"), topup="10")
+    wait_for(lambda: db.execute("SELECT balance_fen FROM balances WHERE account_id = %s",
+                                (account,)).fetchone() == (1000,), 90, "the top-up applied")
+    page = sign_in(browser, api, site.users["admin"])
+    page.goto(f"{api.url}/console/rooms/{site.rooms['103']}")
+    expect(page.locator("#f-balance")).to_have_text("¥10.00", timeout=TIMEOUT_MS)
+
+    page.fill("#th-1", "40")
+    page.fill("#th-2", "25")
+    page.fill("#th-3", "12")
+    page.click("#thresholds-submit")
+    page.click("#confirm-ok")
+    expect(page.locator("#f-thresholds")).to_have_text("¥40.00 / ¥25.00 / ¥12.00",
+                                                        timeout=TIMEOUT_MS)
+    page.click("#keep-on")
+    page.click("#confirm-ok")
+    expect(page.locator("#f-supply")).to_have_text("Connected · Keep supply", timeout=TIMEOUT_MS)
+    page.click("#keep-off")
+    page.click("#confirm-ok")
+    expect(page.locator("#f-supply")).to_have_text("Connected", timeout=TIMEOUT_MS)
+
+    page.fill("#refund-amount", "1.5")
+    page.click("#refund-submit")
+    page.click("#confirm-ok")
+    page.locator("#outcomes li[data-status='applied']", has_text="Refund ¥1.50").wait_for()
+    expect(page.locator("#f-balance")).to_have_text("¥8.50", timeout=TIMEOUT_MS)
+    page.fill("#refund-amount", "100")  # more than there is: the API says why
+    page.click("#refund-submit")
+    page.click("#confirm-ok")
+    page.locator("#outcomes li[role=alert]", has_text="amount").wait_for()
+
+    page.select_option("#tariff-id", site.tariff)
+    page.click("#tariff-submit")
+    page.click("#confirm-ok")
+    page.locator("#outcomes li", has_text=f"Change tariff {site.tariff}: saved").wait_for()
+    actions = [a for (a,) in db.execute(
+        "SELECT action FROM audit_log WHERE user_name = %s AND target LIKE %s "
+        "ORDER BY audit_id", (site.users["admin"], f"%{account}%")).fetchall()]
+    assert actions == ["account.update", "control.keep_supply", "control.keep_supply",
+                       "payment.refund"]
     page.context.close()
 
 
@@ -253,6 +310,19 @@ def test_a_batch_on_a_floor_runs_to_the_end(browser: Any, api: ApiSession, site:
         for account in accounts:
             paid = c.get(f"/payments?account_id={account}").json()["items"]
             assert [p["amount"] for p in paid] == ["5.00"]
+
+    # The same floor tomorrow: scheduled, then cancelled before it runs.
+    page.select_option("#b-operation", "disconnect")
+    page.fill("#b-reason", "maintenance tomorrow")
+    page.fill("#b-run-at", (datetime.now(UTC) + timedelta(days=1, hours=8)).strftime(
+        "%Y-%m-%dT%H:%M"))
+    page.click("#batch-submit")
+    page.click("#confirm-ok")
+    page.locator("#batch-status[data-status='scheduled']").wait_for()
+    page.click("#batch-cancel")
+    page.click("#confirm-ok")
+    page.locator("#batch-status[data-status='cancelled']").wait_for()
+    assert "0 done, 0 failed, 2 pending of 2" in page.inner_text("#batch-status")
     page.context.close()
 
 
@@ -367,6 +437,13 @@ def test_every_page_renders_in_both_languages(browser: Any, api: ApiSession, sit
     page.click("a[hreflang='en']" if locale == "zh-CN" else "a[hreflang='zh-CN']")
     page.wait_for_load_state("networkidle")
     assert page.inner_text("h1") == ("Audit log" if locale == "zh-CN" else "审计日志")
+
+    # A tablet held upright: the grid and a room's page fit without sideways scrolling.
+    page.set_viewport_size({"width": 768, "height": 1024})
+    for path in ("/console/rooms", f"/console/rooms/{site.rooms['102']}"):
+        page.goto(f"{api.url}{path}")
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
     page.context.close()
 
 

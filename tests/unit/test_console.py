@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, Request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from meterflow.api import sessions
 from meterflow.api.auth import PERMISSIONS
 from meterflow.api.tokens import ROLES, Actor, UserError
 from meterflow.console import i18n
-from meterflow.console.pages import SCREENS, _next
+from meterflow.console.pages import SCREENS, _next, _secure
 from meterflow.console.render import render
 
 CONSOLE = Path(__file__).resolve().parents[2] / "meterflow" / "console"
@@ -171,3 +172,18 @@ def test_the_page_context_cannot_break_out_of_its_script_element() -> None:
                   can=can, csrf="c", params={}, allowed_here=True, path="/console/rooms",
                   permissions=PERMISSIONS, roles=ROLES).body.decode()
     assert "</script><b>" not in html
+
+
+def request_to(scheme: str, chosen: bool | None) -> Request:
+    app = FastAPI()
+    app.state.console_secure_cookie = chosen
+    return Request({"type": "http", "scheme": scheme, "method": "GET", "path": "/console/login",
+                    "headers": [], "query_string": b"", "server": ("h", 443), "app": app})
+
+
+@pytest.mark.parametrize("scheme, chosen, secure", [
+    ("https", None, True), ("http", None, False), ("http", True, True), ("https", False, False),
+])
+def test_the_session_cookie_is_secure_over_https_or_when_set(scheme: str, chosen: bool | None,
+                                                             secure: bool) -> None:
+    assert _secure(request_to(scheme, chosen)) is secure

@@ -5,11 +5,12 @@ draft are audited; a restricted user sees only their own drafts."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from psycopg.types.json import Jsonb
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from meterflow.api import audit
 from meterflow.api.auth import Ctx, require
@@ -21,9 +22,22 @@ WRITE = Depends(require("accounts.write"))
 DraftPath = Annotated[int, Path(ge=1)]
 
 
+MAX_BODY = 256 * 1024
+
+
 class DraftIn(Model):
     title: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
     body: dict[str, Any] = Field(description="What the opening form holds (any JSON object)")
+
+    @field_validator("body")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        text = json.dumps(value)
+        if len(text) > MAX_BODY:
+            raise ValueError(f"larger than {MAX_BODY} bytes as JSON")
+        if "\\u0000" in text:  # PostgreSQL's jsonb cannot hold NUL
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 def _mine(ctx: Ctx) -> tuple[str, dict[str, Any]]:

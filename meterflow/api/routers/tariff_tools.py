@@ -5,7 +5,7 @@ Nothing here changes anything, so every role may use it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ from pipeline.billing.tariff_view import outline, preview, source_line
 
 router = APIRouter(tags=["tariffs"])
 READ = Depends(require("read"))
+LONGEST = timedelta(days=366)
 
 
 @router.post("/tariffs/check")
@@ -72,10 +73,12 @@ def tariff_preview(tariff_id: TariffPath, body: Sample, ctx: Ctx = READ) -> dict
             raise ApiError(422, name, "give the time with a UTC offset")
     if body.end <= body.start:
         raise ApiError(422, "end", "must be after start")
+    if body.end - body.start > LONGEST:
+        raise ApiError(422, "end", f"at most {LONGEST.days} days after start")
     book = _book(ctx, tariff_id)
     try:
         shown = preview(book, body.start, body.end, body.units)
-    except (RatingError, ValueError) as exc:
+    except (RatingError, ValueError, OverflowError) as exc:
         raise ApiError(400, "start", str(exc)) from None
     return {"tariff_id": tariff_id, "units": f"{shown.units:f}",
             "amount": yuan_text(shown.amount_fen), "amount_fen": shown.amount_fen,
