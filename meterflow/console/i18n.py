@@ -303,6 +303,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "users.everything": ("everything", "全部"),
     "users.active": ("active", "启用"),
     "users.disabled": ("disabled", "已停用"),
+    "users.disable": ("Disable", "停用"),
+    "users.enable": ("Enable", "启用"),
+    "users.confirm.disable": ("Disable {name}? Their tokens and console sessions stop working "
+                              "at once.", "停用 {name}？其令牌和控制台会话立即失效。"),
+    "users.confirm.enable": ("Enable {name} again?", "重新启用 {name}？"),
     "audit.user": ("User", "用户"),
     "audit.action": ("Action", "动作"),
     "audit.target": ("Target", "对象"),
