@@ -24,15 +24,22 @@ export function lineChart(container, data, [left, right]) {
   return chart;
 }
 
-// Income per period: one bar series per kind of money.
-export function barsChart(container, data, labels) {
+// Bars per period (day, month or year): x is the period's position, labelled with its name.
+export function barsChart(container, periods, columns, labels) {
   const colours = ["#2da44e", "#cf222e", "#1f6feb", "#8250df"];
   const opts = {
     width: width(container), height: 240,
-    series: [{}, ...labels.map((label, i) => ({ label, stroke: colours[i % colours.length],
-      fill: colours[i % colours.length] + "55", paths: uPlot.paths.bars({ size: [0.7 / labels.length, 30], align: 1 }) }))],
+    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
+    axes: [
+      { splits: () => periods.map((_, i) => i), values: (u, splits) => splits.map((i) => periods[i] ?? "") },
+      { size: 90 },
+    ],
+    series: [{ label: "", value: (u, i) => (i === null ? "" : periods[i] ?? "") },
+      ...labels.map((label, i) => ({ label, stroke: colours[i % colours.length],
+        fill: colours[i % colours.length] + "55",
+        paths: uPlot.paths.bars({ size: [0.7 / labels.length, 60], align: 1 }) }))],
   };
-  const chart = new uPlot(opts, data, container);
+  const chart = new uPlot(opts, [periods.map((_, i) => i), ...columns], container);
   new ResizeObserver(() => chart.setSize({ width: width(container), height: 240 })).observe(container);
   return chart;
 }

@@ -12,11 +12,6 @@ function query(form, extra = {}) {
   return params.toString();
 }
 
-function bucketTime(bucket, period) {
-  const text = period === "year" ? `${bucket}-07-01` : period === "month" ? `${bucket}-15` : bucket;
-  return Date.parse(`${text}T12:00:00`) / 1000;
-}
-
 async function income(e) {
   e?.preventDefault();
   const form = $("#income-form");
@@ -29,13 +24,13 @@ async function income(e) {
     clear($("#income-table"), table(t("finance.income"), cols, [...found.items,
       { bucket: t("finance.total"), payments: "", ...found.totals }]));
     // Chart heights only (fen to yuan for the axis); the table above is the exact record.
-    const data = [found.items.map((i) => bucketTime(i.bucket, found.period)),
-      found.items.map((i) => i.topups_fen / 100), found.items.map((i) => i.refunds_fen / 100),
+    const columns = [found.items.map((i) => i.topups_fen / 100), found.items.map((i) => i.refunds_fen / 100),
       found.items.map((i) => i.charges_fen / 100)];
     const box = $("#income-chart");
     if (incomeChart) incomeChart.destroy();
     clear(box);
-    incomeChart = found.items.length ? barsChart(box, data, [t("finance.topups"), t("finance.refunds"), t("finance.charges")]) : null;
+    incomeChart = found.items.length ? barsChart(box, found.items.map((i) => i.bucket), columns,
+      [t("finance.topups"), t("finance.refunds"), t("finance.charges")]) : null;
     clear($("#errors"));
   } catch (error) {
     showError($("#errors"), error);
