@@ -4,6 +4,7 @@ delivers, the nearly empty rooms are warned and cut off, and the meters acknowle
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,14 +53,18 @@ def test_demo_bills_a_mixed_fleet_and_cuts_off_the_empty_rooms(
         demo = subprocess.Popen(
             [sys.executable, "-m", "meterflow.cli", "demo", "--meters", "16", "--speed", "900",
              "--seconds", "70"],
-            env={**env_of(stack), "COLUMNS": "160", "METERFLOW_API_PORT": str(PORT_BASE + 81)},
+            env={**env_of(stack), "COLUMNS": "160", "METERFLOW_API_PORT": str(PORT_BASE + 86)},
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         sign_in_to_the_console(output)
         assert demo.wait(timeout=300) == 0, output.read_text()[-3000:]
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # Ctrl-C: the demo stops the processes it started
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                demo.kill()
     assert "16 meters registered, 16 rooms opened" in output.read_text()
     [(prefix,)] = db.execute(
         "SELECT DISTINCT split_part(account_id, '-', 1) FROM meter_status "
