@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 import psycopg
 from argon2 import PasswordHasher
@@ -27,8 +28,13 @@ COOKIE = "mf_session"
 CSRF_HEADER = "X-CSRF-Token"
 MIN_PASSWORD = 10
 HASHER = PasswordHasher()
-# Verified against when the user is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when the user is unknown, so a wrong name costs as long as a wrong
+    password (made on first use: every command line start need not pay for a hash)."""
+    return HASHER.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ def check_password(conn: psycopg.Connection, name: str, password: str) -> Actor 
                        "WHERE name = %s", (name,)).fetchone()
     stored = row[4] if row is not None else None
     try:
-        HASHER.verify(stored or _DUMMY, password)
+        HASHER.verify(stored or _dummy(), password)
     except (VerificationError, InvalidHashError):
         return "wrong password" if stored else ("no password" if row else "unknown user")
     if row is None or stored is None:
