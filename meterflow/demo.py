@@ -9,7 +9,9 @@ pollers and the command dispatcher, and shows the rooms live. The simulated MQTT
 behind one gateway registered for the run, which connects with its own credentials (made
 here, written to ``<state>/demo/gateway.json``, mode 0600) and may speak for its meters
 only. A top-up from a second terminal (`meterflow topup ACCOUNT AMOUNT --key KEY`)
-reconnects a disconnected room.
+reconnects a disconnected room. The operators' API runs too, with the web console at
+``/console``; the demo makes the console user ``demo-admin`` with a new password each run
+and prints both.
 Every process logs to ``<state>/logs/demo-<name>.log``.
 """
 
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +32,9 @@ from rich.live import Live
 from rich.table import Table
 
 from connectors.registry import MeterEntry, load_fleet, upsert_db
+from meterflow.api import audit
+from meterflow.api.sessions import set_password
+from meterflow.api.tokens import Actor, add_user
 from meterflow.settings import Settings
 from meterflow.stack.process import pid_alive, spawn, terminate
 from pipeline.billing import WalletConfig, load_tariff_text
@@ -173,6 +180,27 @@ def _yuan(fen: int | None) -> str:
     return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
+DEMO_USER = "demo-admin"
+
+
+def console_sign_in(conn: psycopg.Connection) -> str:
+    """The demo's console user (an admin) with a new password; returns the password."""
+    password = secrets.token_urlsafe(12)
+    with conn.transaction():
+        user_id, created = add_user(conn, DEMO_USER, "admin")
+        set_password(conn, DEMO_USER, password)
+        audit.record(conn, Actor(None, "demo", "admin"), f"demo:{uuid.uuid4()}",
+                     "user.password", f"user:{DEMO_USER}", None,
+                     {"user_id": user_id, "created": created})
+    return password
+
+
+def console_url(settings: Settings) -> str:
+    scheme = "https" if settings.api_tls_cert_file else "http"
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"{scheme}://{host}:{settings.api_port}/console"
+
+
 def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
              console: Console) -> None:
     state = settings.state_dir.resolve()
@@ -218,6 +246,10 @@ def run_demo(settings: Settings, meters: int, speed: float, seconds: float,
             for protocol in ("modbus", "dlt645", "cjt188"):
                 start(f"poll-{protocol}", "connect", "poll", protocol, "--interval", "5")
             start("dispatch", "dispatch")
+            start("api", "api")
+            password = console_sign_in(conn)
+            console.print(f"web console: {console_url(settings)} (sign in as {DEMO_USER}, "
+                          f"password {password})", soft_wrap=True)
             console.print(f"processes started; logs in {state / 'logs'}/demo-*.log. "
                           "Top up from another terminal, e.g. "
                           f"`meterflow topup {accounts[0]} 50 --key my-first-topup`")

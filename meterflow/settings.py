@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     billing_due_days: int = Field(15, ge=0, le=365, description="Days after a billing "
                                   "period's end until its bill is due")
 
+    # Web console (`meterflow api` serves it under /console; docs/console.md)
+    console_idle_timeout_s: int = Field(
+        1800, ge=60, le=86_400, description="A console session ends after this long without "
+        "a request")
+    console_session_max_s: int = Field(
+        43_200, ge=300, le=604_800, description="A console session ends this long after "
+        "sign-in, however busy")
+    console_secure_cookie: bool | None = Field(
+        None, description="Mark the session cookie Secure; unset: when the API serves HTTPS "
+        "(api_tls_cert_file) or a trusted proxy says the request came over HTTPS")
+
     # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
     notify_config: Path | None = Field(None, description="Notifier configuration YAML")
 

@@ -4,6 +4,8 @@
 #   - the TimescaleDB extension (Apache-2 edition) built from Debian 13's source package
 #     when PostgreSQL 15 does not have it yet,
 #   - the Python virtual environment in .venv with the project installed,
+#   - the web console's assets from the npm registry (package-lock.json, `npm ci`), copied to
+#     meterflow/console/static/vendor (Debian's nodejs when node is missing),
 #   - the chart tools in .tools: helm, kubeconform and helm-docs (go install of pinned
 #     versions) and the Kubernetes JSON schemas of the pinned version, for offline checks.
 # A second run only checks and takes seconds. Needs root or sudo for the first run.
@@ -90,6 +92,33 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# --- The web console's assets (npm registry, package-lock.json) ---------------------------
+# `npm ci` installs exactly the locked versions into node_modules; the files the console
+# serves are copied to meterflow/console/static/vendor. A stamp of the lock file's checksum
+# makes a second run one comparison. Node comes from Debian when missing; npm only when the
+# npm command is missing (a nodesource nodejs already ships npm).
+node_missing=()
+command -v node >/dev/null || node_missing+=(nodejs)
+command -v npm >/dev/null || node_missing+=(npm)
+if [ "${#node_missing[@]}" -gt 0 ]; then
+  log "installing ${node_missing[*]} (Debian) for the console's assets"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+fi
+vendor=meterflow/console/static/vendor
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$vendor/.lock-$lock_sum" ]; then
+  log "installing the console's assets (npm ci)"
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null \
+    || die "npm ci failed (is the npm registry reachable?)"
+  rm -rf "$vendor"
+  mkdir -p "$vendor"
+  cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css \
+     node_modules/uplot/LICENSE "$vendor/"
+  touch "$vendor/.lock-$lock_sum"
+fi
+
 # --- Chart tools (.tools; METERFLOW_TOOLS_DIR moves it) -----------------------------------
 # Pinned versions; a stamp per tool makes a second run a few file checks. Helm's version and
 # its default Kubernetes version are set the way its own release build sets them.

@@ -18,10 +18,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from meterflow import console
 from meterflow.api import errors
 from meterflow.api.db import make_pool
 from meterflow.api.routers import ROUTERS
 from meterflow.api.runner import Runner
+from meterflow.api.sessions import SessionPolicy
 from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
 from services.property.scheduler import Scheduler, SchedulerConfig
@@ -75,6 +77,8 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.throttle = ThrottlePolicy(settings.api_auth_max_failures,
                                         settings.api_auth_window_s, settings.api_auth_block_s)
+    app.state.sessions = SessionPolicy(settings.console_idle_timeout_s,
+                                       settings.console_session_max_s)
     errors.install(app)
 
     @app.middleware("http")
@@ -89,4 +93,5 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    console.install(app, settings)
     return app

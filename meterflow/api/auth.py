@@ -7,6 +7,10 @@ A request without a valid token gets 401, a role without the permission 403. Whe
 is limited to sites or buildings, the handlers check each thing they touch
 (:mod:`meterflow.api.places`).
 
+A signed-in browser of the web console (:mod:`meterflow.api.sessions`) may call the same
+endpoints with its session cookie instead of a token; every request of it but GET, HEAD and
+OPTIONS must carry the session's CSRF token in ``X-CSRF-Token`` (403 without it).
+
 Every refused token is written to the audit log (``auth.failed``: the client's address,
 the reason, the user the token claimed) and counted by the throttle
 (:mod:`meterflow.api.throttle`); an address with too many failures is answered 429 until
@@ -23,7 +27,7 @@ import psycopg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from meterflow.api import audit, throttle
+from meterflow.api import audit, sessions, throttle
 from meterflow.api.db import connection
 from meterflow.api.errors import ApiError
 from meterflow.api.tokens import ROLES, Actor, AuthFailure, authenticate
@@ -93,8 +97,35 @@ def refuse_token(conn: psycopg.Connection, request: Request, failure: AuthFailur
                          {"until": block.until.isoformat(), **detail})
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_policy(request: Request) -> sessions.SessionPolicy:
+    policy = getattr(request.app.state, "sessions", None)
+    return policy if isinstance(policy, sessions.SessionPolicy) else sessions.SessionPolicy()
+
+
+def session_of(request: Request, conn: psycopg.Connection) -> sessions.Session | None:
+    """The console session of the request's cookie, or None."""
+    cookie = request.cookies.get(sessions.COOKIE)
+    return sessions.resume(conn, cookie, session_policy(request)) if cookie else None
+
+
+def _session_actor(request: Request, conn: psycopg.Connection) -> Actor:
+    """The actor of a console session cookie: 401 when it ended, 403 without its CSRF token
+    on a state-changing request."""
+    session = session_of(request, conn)
+    if session is None:
+        raise ApiError(401, "session", "signed out or idle too long: sign in again")
+    if request.method not in SAFE_METHODS and not sessions.csrf_matches(
+            session, request.headers.get(sessions.CSRF_HEADER)):
+        raise ApiError(403, sessions.CSRF_HEADER, "missing or wrong CSRF token: reload the page")
+    return session.actor
+
+
 def require(permission: str) -> Callable[..., Iterator[Ctx]]:
-    """Dependency: 401 without a valid token, 403 when the role lacks ``permission``."""
+    """Dependency: 401 without a valid token (or console session), 403 when the role lacks
+    ``permission``."""
     if permission not in PERMISSIONS:
         raise KeyError(permission)
 
@@ -102,6 +133,9 @@ def require(permission: str) -> Callable[..., Iterator[Ctx]]:
                    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                    conn: psycopg.Connection = Depends(connection)) -> Iterator[Ctx]:
         challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None and sessions.COOKIE in request.cookies:
+            yield _checked(_session_actor(request, conn), permission, conn, request)
+            return
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "Authorization", "a bearer token is required", challenge)
         address = client_address(request)
@@ -114,9 +148,13 @@ def require(permission: str) -> Callable[..., Iterator[Ctx]]:
         if isinstance(actor, AuthFailure):
             refuse_token(conn, request, actor)
             raise ApiError(401, "Authorization", actor.answer, challenge)
-        if not allowed(actor.role, permission):
-            roles = ", ".join(sorted(PERMISSIONS[permission]))
-            raise ApiError(403, "role", f"{actor.role} may not do this ({permission}: {roles})")
-        yield Ctx(conn, actor, request_id(request))
+        yield _checked(actor, permission, conn, request)
 
     return dependency
+
+
+def _checked(actor: Actor, permission: str, conn: psycopg.Connection, request: Request) -> Ctx:
+    if not allowed(actor.role, permission):
+        roles = ", ".join(sorted(PERMISSIONS[permission]))
+        raise ApiError(403, "role", f"{actor.role} may not do this ({permission}: {roles})")
+    return Ctx(conn, actor, request_id(request))

@@ -1,5 +1,6 @@
 """``meterflow api`` (serve the HTTP API) and the server-side bootstrap of users and tokens:
 ``meterflow user add NAME --role ROLE [--site S] [--building B]``, ``meterflow user scope``,
+``meterflow user password NAME`` (the web console's sign-in),
 ``meterflow token create | list | rotate | revoke`` work on the database directly (no API
 needed), so the first admin can be made on the server. Each change is written to the audit
 log as the actor ``server-cli``.
@@ -22,7 +23,7 @@ import psycopg
 import typer
 
 from contracts.errors import RefusedRequest
-from meterflow.api import audit
+from meterflow.api import audit, sessions
 from meterflow.api.tokens import (
     ROLES,
     Actor,
@@ -134,6 +135,26 @@ def user_scope(ctx: typer.Context, name: str = typer.Argument(..., help="User na
         after = set_scope(conn, user[0], user[2], sites or [], buildings or [])
         audit_as_server(conn, "user.scope", f"user:{name}", before.as_dict(), after.as_dict())
     typer.echo(f"user {name}: {after.describe()}")
+
+
+@user_app.command("password")
+def user_password(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name"),
+    stdin: bool = typer.Option(False, "--stdin", help="Read the password from standard input "
+                               "(one line) instead of asking"),
+) -> None:
+    """Set a user's password for the web console (argon2id); ends their console sessions."""
+    import sys
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with database(ctx) as conn, conn.transaction():
+        sessions.set_password(conn, name, password)
+        audit_as_server(conn, "user.password", f"user:{name}", None, {"name": name})
+    typer.echo(f"user {name}: password set")
 
 
 @token_app.command("create")

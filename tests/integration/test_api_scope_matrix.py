@@ -260,6 +260,32 @@ ROUTES: dict[str, Route] = {
                                                       "postpaid")),
     "GET /finance/income-by-kind": R("finance.read", listing(
         "/finance/income-by-kind", "account_id", "account")),
+    "GET /accounts/{account_id}/activity": R("read", lambda s, w, a: Case(
+        "GET", f"/accounts/{s.account}/activity")),
+    "GET /alarms": R("read", listing("/alarms", "account_id", "account")),
+    "POST /tariffs/check": R("read", lambda s, w, a: Case(
+        "POST", "/tariffs/check", content=tariff_text(w.tariff),
+        headers={"Content-Type": "application/yaml"}), scoped=False),
+    "GET /tariffs/{tariff_id}/outline": R("read", lambda s, w, a: Case(
+        "GET", f"/tariffs/{w.tariff}/outline"), scoped=False),
+    "POST /tariffs/{tariff_id}/preview": R("read", lambda s, w, a: Case(
+        "POST", f"/tariffs/{w.tariff}/preview", json={
+            "start": "2026-03-01T08:00:00+08:00", "end": "2026-03-01T09:00:00+08:00",
+            "units": "2"}), scoped=False),
+    # Drafts hold no place of their own: a restricted user sees only the drafts they made
+    # (another's draft is 404, as one that does not exist).
+    "POST /account-drafts": R("accounts.write", lambda s, w, a: Case(
+        "POST", "/account-drafts", json={"title": "matrix", "body": {"note": "m"}}),
+        scoped=False),
+    "GET /account-drafts": R("accounts.write", lambda s, w, a: Case("GET", "/account-drafts"),
+                             scoped=False),
+    "GET /account-drafts/{draft_id}": R("accounts.write", lambda s, w, a: Case(
+        "GET", "/account-drafts/999999999"), scoped=False),
+    "PUT /account-drafts/{draft_id}": R("accounts.write", lambda s, w, a: Case(
+        "PUT", "/account-drafts/999999999", json={"title": "matrix", "body": {}}),
+        scoped=False),
+    "DELETE /account-drafts/{draft_id}": R("accounts.write", lambda s, w, a: Case(
+        "DELETE", "/account-drafts/999999999"), scoped=False),
 }
 UNAUTHENTICATED = {"GET /health"}
 

@@ -6,12 +6,14 @@ from fastapi import APIRouter
 
 from meterflow.api.routers import (
     accounts,
+    activity,
     audit_log,
     batches,
     bills,
     charges,
     control,
     devices,
+    drafts,
     finance,
     health,
     meters,
@@ -20,13 +22,16 @@ from meterflow.api.routers import (
     payments,
     property,
     reports,
+    tariff_tools,
     tariffs,
     users,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, property.router, accounts.router, meters.router, tariffs.router,
+    health.router, property.router, accounts.router, meters.router, tariff_tools.router,
+    tariffs.router,
     payments.router, control.router, monitor.router, batches.router, finance.router,
     reports.router, users.router, audit_log.router, notifications.router, devices.router,
     charges.router, bills.router,
+    activity.router, drafts.router,
 )

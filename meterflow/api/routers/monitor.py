@@ -1,5 +1,6 @@
 """Room monitoring: every room with its building and floor, online state, balance, alarm
-level, supply and today's units and money (the ``room_status`` view, sql/0004), and the
+level, supply, the supply state the meters confirmed, keep-supply, its accounts and today's
+units and money (the ``room_glance`` view over ``room_status``, sql/0004 and 0012), and the
 same per meter (``meter_status``). Filters by site, building, floor and state; paged. A
 restricted operator sees the rooms and meters of their scope only.
 """
@@ -60,7 +61,7 @@ def rooms(ctx: Ctx = READ, site_id: QueryId = None, building_id: QueryId = None,
     where, params = _filters(ctx, site_id, building_id, floor_id, online, supply, alarm_level,
                              Scope.sql("site_id", "building_id"))
     found = rows(ctx.conn, f"""
-        SELECT *, count(*) OVER () AS total FROM room_status {where}
+        SELECT *, count(*) OVER () AS total FROM room_glance {where}
         ORDER BY site_id, building_id, floor_level, room_id
         LIMIT %(limit)s OFFSET %(offset)s""", {**params, "limit": limit, "offset": offset})
     return _status_page(found, limit, offset)

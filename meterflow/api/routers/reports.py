@@ -15,12 +15,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from contracts.money import decimal_text, round_half_up
 from meterflow.api.auth import Ctx, require
 from meterflow.api.errors import ApiError
 from meterflow.api.places import check
 from meterflow.api.routers.common import one, rows, yuan_of
+from meterflow.api.routers.finance import Format, export
 from meterflow.api.routers.spans import LABELS, span, year_before
 from meterflow.api.types import ID_RE, Day
 
@@ -68,16 +70,18 @@ def _total(items: list[dict[str, Any]]) -> tuple[Decimal, Decimal]:
             sum((Decimal(i["amount"]) for i in items), Decimal(0)))
 
 
-@router.get("/reports/energy")
+@router.get("/reports/energy", response_model=None)
 def energy(ctx: Ctx = Depends(require("read")), scope: Scope = "account",
            id: Annotated[str, Query(pattern=ID_RE, description="The meter, account, room or "
                                                                "building id")] = "",
            period: Literal["day", "month", "year", "span"] = "day",
            start: Annotated[Day | None, Query(alias="from")] = None,
            end: Annotated[Day | None, Query(alias="to")] = None,
-           by_band: bool = False, compare: Literal["none", "yoy"] = "none") -> dict[str, Any]:
+           by_band: bool = False, compare: Literal["none", "yoy"] = "none",
+           format: Format = "json") -> dict[str, Any] | Response:
     """Units and money per bucket; ``compare=yoy`` adds the same span a year before and
-    the change in units (percent, 1 place; null when last year had none)."""
+    the change in units (percent, 1 place; null when last year had none). ``format=csv``
+    or ``xlsx``: the rows (with yoy, last year's too, ``span`` telling them apart)."""
     table, column, _ = SCOPES[scope]
     check(ctx.conn, ctx.actor, scope, id)
     if one(ctx.conn, f"SELECT 1 AS x FROM {table} WHERE {column} = %s", (id,)) is None:
@@ -98,4 +102,9 @@ def energy(ctx: Ctx = Depends(require("read")), scope: Scope = "account",
                               "total": {"units": decimal_text(units_before),
                                         "amount": f"{amount_before:.2f}"},
                               "units_change_percent": change}
+    if format != "json":
+        columns = ["span", "bucket", *(["band"] if by_band else []), "units", "amount"]
+        lines = [{"span": "current", **i} for i in items] + [
+            {"span": "previous", **i} for i in report.get("previous", {}).get("items", [])]
+        return export(lines, columns, format, f"energy-{scope}-{period}")
     return report

@@ -44,7 +44,8 @@ UPLOAD_DOC = {"requestBody": {"required": True, "content": {
 }}}
 
 
-def _text(raw: bytes, content_type: str) -> str:
+def body_text(raw: bytes, content_type: str) -> str:
+    """The tariff text of a request body (YAML, or JSON checked to be an object)."""
     if len(raw) > MAX_BODY:
         raise ApiError(413, "body", f"larger than {MAX_BODY} bytes")
     try:
@@ -71,7 +72,7 @@ def _text(raw: bytes, content_type: str) -> str:
 async def upload_tariff(request: Request, response: Response,
                         ctx: Ctx = WRITE) -> dict[str, Any]:
     """Store one tariff version (201); the same text again is 200; other text 409."""
-    text = _text(await request.body(), request.headers.get("content-type", ""))
+    text = body_text(await request.body(), request.headers.get("content-type", ""))
     created, stored = await run_in_threadpool(_store, ctx, text)
     response.status_code = 201 if created else 200
     return stored
