@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 
 from meterflow.api import errors
 from meterflow.api.db import make_pool
@@ -21,6 +22,8 @@ from meterflow.api.routers import ROUTERS
 from meterflow.api.runner import Runner
 from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
+from meterflow.tenant import router as tenant
+from meterflow.tenant.gateways import configured_gateways
 
 log = logging.getLogger("meterflow.api")
 PREFIX = "/api/v1"
@@ -68,4 +71,8 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    # The tenants' pages and the gateways' notifications (docs/tenant.md), apart from /api.
+    app.state.gateways = configured_gateways(settings)
+    app.mount("/t/static", StaticFiles(directory=tenant.HERE / "static"), name="tenant-static")
+    app.include_router(tenant.router)
     return app
