@@ -197,7 +197,7 @@ class WeChatStandin:
                 order = me.orders.get(no)
                 if order is not None and order.state == "NOTPAY":
                     order.state = "CLOSED"
-            return Response(status_code=204)
+            return me._signed(204, None)
 
         @router.post("/v3/refund/domestic/refunds")
         async def refund(request: Request) -> Response:
