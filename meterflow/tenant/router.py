@@ -56,8 +56,8 @@ def _gateways(request: Request) -> dict[str, Gateway]:
 
 def _refused_link(request: Request) -> Response:
     words = texts(_lang(request))
-    return HTMLResponse(f"<!doctype html><meta charset='utf-8'><meta name='viewport' "
-                        f"content='width=device-width'><p id='invalid'>{words['link_invalid']}"
+    return HTMLResponse(f'<!doctype html><meta charset="utf-8"><meta name="viewport" '
+                        f'content="width=device-width"><p id="invalid">{words["link_invalid"]}'
                         f"</p>", 404, headers=PRIVATE)
 
 
