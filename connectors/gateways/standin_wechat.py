@@ -135,29 +135,30 @@ class WeChatStandin:
         return Response(body, status_code=status, headers=headers,
                         media_type="application/json" if payload is not None else None)
 
-    async def _checked(self, request: Request) -> bytes:
+    async def _checked(self, request: Request) -> bytes | Response:
+        """The request's body once its signature verified, else the gateway's 401."""
         body = await request.body()
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        wechat_protocol.check_request(
-            request.headers.get("authorization", ""), request.method, path, body,
-            self.keys.merchant_key.public_key(), self.keys.mchid, self.keys.merchant_serial,
-            datetime.now(UTC))
+        try:
+            wechat_protocol.check_request(
+                request.headers.get("authorization", ""), request.method, path, body,
+                self.keys.merchant_key.public_key(), self.keys.mchid,
+                self.keys.merchant_serial, datetime.now(UTC))
+        except GatewayRefusal as exc:
+            self.refused_requests.append(exc.reason)
+            return JSONResponse({"code": "SIGN_ERROR", "message": exc.reason}, 401)
         return body
 
     def _routes(self) -> APIRouter:
         router = APIRouter()
         me = self
 
-        def refuse(exc: GatewayRefusal) -> Response:
-            me.refused_requests.append(exc.reason)
-            return JSONResponse({"code": "SIGN_ERROR", "message": exc.reason}, 401)
-
         @router.post("/v3/pay/transactions/{kind}")
         async def create(kind: str, request: Request) -> Response:
-            try:
-                data = json.loads(await me._checked(request))
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            body = await me._checked(request)
+            if isinstance(body, Response):
+                return body
+            data = json.loads(body)
             if kind not in ("h5", "jsapi") or data.get("mchid") != me.keys.mchid \
                     or data.get("appid") != me.keys.appid:
                 return JSONResponse({"code": "PARAM_ERROR", "message": "mchid/appid"}, 400)
@@ -178,10 +179,9 @@ class WeChatStandin:
 
         @router.get("/v3/pay/transactions/out-trade-no/{no}")
         async def query(no: str, request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             order = me.orders.get(no)
             if order is None:
                 return JSONResponse({"code": "ORDER_NOT_EXIST", "message": "no order"}, 404)
@@ -189,10 +189,9 @@ class WeChatStandin:
 
         @router.post("/v3/pay/transactions/out-trade-no/{no}/close")
         async def close(no: str, request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             with me.lock:
                 order = me.orders.get(no)
                 if order is not None and order.state == "NOTPAY":
@@ -201,10 +200,10 @@ class WeChatStandin:
 
         @router.post("/v3/refund/domestic/refunds")
         async def refund(request: Request) -> Response:
-            try:
-                data = json.loads(await me._checked(request))
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            body = await me._checked(request)
+            if isinstance(body, Response):
+                return body
+            data = json.loads(body)
             order = me.orders.get(str(data.get("out_trade_no")))
             amount = int(data["amount"]["refund"])
             with me.lock:
@@ -226,10 +225,9 @@ class WeChatStandin:
 
         @router.get("/v3/refund/domestic/refunds/{no}")
         async def refund_query(no: str, request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             for order in me.orders.values():
                 if no in order.refunds:
                     return me._signed(200, order.refunds[no])
@@ -237,10 +235,9 @@ class WeChatStandin:
 
         @router.get("/v3/bill/tradebill")
         async def trade_bill(bill_date: str, request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             text = me.bill_text(bill_date)
             token = secrets.token_hex(8)
             me.codes["bill:" + token] = text
@@ -251,19 +248,17 @@ class WeChatStandin:
 
         @router.get("/v3/billdownload/file")
         async def bill_file(token: str, request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             return Response(me.codes.get("bill:" + token, "").encode(),
                             media_type="text/plain; charset=utf-8")
 
         @router.get("/v3/certificates")
         async def certificates(request: Request) -> Response:
-            try:
-                await me._checked(request)
-            except GatewayRefusal as exc:
-                return refuse(exc)
+            refused = await me._checked(request)
+            if isinstance(refused, Response):
+                return refused
             pem = me.keys.platform_cert.public_bytes(serialization.Encoding.PEM)
             nonce = secrets.token_hex(6)
             cert = me.keys.platform_cert

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 import psycopg
 import typer
@@ -18,6 +16,7 @@ from connectors.gateways.clients import Gateway
 from meterflow.settings import Settings
 from meterflow.subcommands import settings_of
 from runtime.health import serve_health
+from runtime.stopping import stop_on_signals
 
 tenant_app = typer.Typer(help="Tenant access links (the tenant page under /t)",
                          no_args_is_help=True)
@@ -123,12 +122,7 @@ def settle(ctx: typer.Context, once: bool = typer.Option(False, "--once",
             typer.echo(json.dumps(settle_round(conn, gateways, config)))
         return
     runner = Settler(lambda: psycopg.connect(settings.dsn, autocommit=True), gateways, config)
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        runner.stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(runner.stop, "settle")
     health = serve_health(settings.health_port, "settle", runner.probe,
                           host=settings.health_host)
     try:

@@ -210,14 +210,23 @@ def _notified(request: Request, gateway: str, headers: dict[str, str], raw: byte
         return applied.outcome
 
 
-@router.post("/notify/wechat")
-async def notify_wechat(request: Request) -> Response:
+async def _receive(request: Request, gateway: str) -> str | None:
+    """The outcome of one notification; None when the database could not keep it (the
+    gateway is then told to try again)."""
     raw = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        outcome = await run_in_threadpool(_notified, request, "wechat", headers, raw)
+        outcome: str = await run_in_threadpool(_notified, request, gateway, headers, raw)
     except psycopg.Error as exc:
-        log.warning("wechat notification not stored: %s", exc)
+        log.warning("%s notification not stored: %s", gateway, exc)
+        return None
+    return outcome
+
+
+@router.post("/notify/wechat")
+async def notify_wechat(request: Request) -> Response:
+    outcome = await _receive(request, "wechat")
+    if outcome is None:
         return JSONResponse({"code": "FAIL", "message": "try again"}, 500)
     if outcome.startswith("refused"):
         return JSONResponse({"code": "FAIL", "message": outcome[9:][:200]}, 400)
@@ -226,11 +235,7 @@ async def notify_wechat(request: Request) -> Response:
 
 @router.post("/notify/alipay")
 async def notify_alipay(request: Request) -> Response:
-    raw = await request.body()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    try:
-        outcome = await run_in_threadpool(_notified, request, "alipay", headers, raw)
-    except psycopg.Error as exc:
-        log.warning("alipay notification not stored: %s", exc)
+    outcome = await _receive(request, "alipay")
+    if outcome is None:
         return PlainTextResponse("fail", 500)
     return PlainTextResponse("fail" if outcome.startswith("refused") else "success")

@@ -23,19 +23,15 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from connectors.gateways.model import PAID, OrderFacts, Trade, trade_differences
+from contracts.errors import RefusedRequest
 from services.payments.store import PaymentResult, record_payment
 
 CHANNELS = {"wechat": ("jsapi", "h5"), "alipay": ("wap",)}
 MIN_FEN, MAX_FEN = 1, 5_000_000
 
 
-class OrderRefused(ValueError):
+class OrderRefused(RefusedRequest):
     """A request for an order, or a reported trade, that breaks a rule; names the field."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

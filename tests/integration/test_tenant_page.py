@@ -17,7 +17,6 @@ import pytest
 from kafka import KafkaProducer
 
 from connectors.dispatch.policy import RetryPolicy
-from connectors.registry import Registry, load_db, upsert_db
 from connectors.simulator.fleet import FleetThread
 from contracts import topics
 from meterflow.settings import Settings
@@ -25,7 +24,7 @@ from services.payments.store import record_payment
 from services.tenant.links import create_link
 
 from .conftest import wait_for
-from .connectors_support import DispatcherThread, provisioned_fleet, run_id
+from .connectors_support import DispatcherThread, fleet_and_dispatcher, run_id
 from .tenant_support import (
     Tenant,
     balance,
@@ -143,16 +142,7 @@ def room(stack: Settings, db: psycopg.Connection
     prefix = run_id()
     spec = {"seed": 11, "speed": 60, "prefix": prefix, "groups": [
         {"protocol": "mqtt", "count": 1, "profile": ["residential"]}]}
-    fleet = FleetThread(provisioned_fleet(stack, db, spec, f"{prefix}gateway",
-                                          mqtt_interval=30.0)).start()
-    assert fleet.fleet.gateway is not None and fleet.fleet.gateway.connected.wait(15)
-    upsert_db(db, fleet.fleet.entries())
-
-    def registry() -> Registry:
-        with psycopg.connect(stack.dsn) as conn:
-            return load_db(conn)
-
-    dispatcher = DispatcherThread(stack, registry, FAST, f"{prefix}dispatcher").start()
+    fleet, dispatcher = fleet_and_dispatcher(stack, db, spec, prefix, FAST, 30.0)
     yield fleet, dispatcher
     dispatcher.stop()
     fleet.stop()
