@@ -204,3 +204,31 @@ def test_a_paid_order_is_one_topup_and_reconnects_a_cut_off_room(
     [(entries,)] = db.execute("SELECT count(*) FROM ledger WHERE account_id = %s AND "
                               "ref = %s", (account, order_no)).fetchall()
     assert entries == 1
+
+
+def test_staff_create_list_and_revoke_links_through_the_api(
+        api: Any, db: psycopg.Connection, tenant: Tenant) -> None:
+    account = new_account(db)
+    with api.client("operator") as c:
+        made = c.post(f"/accounts/{account}/tenant-links", json={"label": "room 301"})
+        assert made.status_code == 201, made.text
+        link = made.json()
+        token = link["url"].rsplit("/", 1)[1]
+        listed = c.get(f"/accounts/{account}/tenant-links").json()["items"]
+        assert [i["link_id"] for i in listed] == [link["link_id"]]
+        assert token not in json.dumps(listed)
+    with api.client("viewer") as viewer:
+        refused = viewer.post(f"/accounts/{account}/tenant-links", json={})
+        assert refused.status_code == 403
+    with tenant.http() as t:
+        assert t.get(f"/t/{token}").status_code == 200
+    with api.client("operator") as c:
+        revoke = f"/accounts/{account}/tenant-links/{link['link_id']}/revoke"
+        assert c.post(revoke).status_code == 204
+        assert c.post(revoke).status_code == 404
+    with tenant.http() as t:
+        assert t.get(f"/t/{token}").status_code == 404
+    actions = [a for (a,) in db.execute(
+        "SELECT action FROM audit_log WHERE target IN (%s, %s) ORDER BY at",
+        (f"account:{account}", f"tenant_link:{link['link_id']}")).fetchall()]
+    assert actions == ["tenant_link.create", "tenant_link.revoke"]

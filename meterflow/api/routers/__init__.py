@@ -19,6 +19,7 @@ from meterflow.api.routers import (
     property,
     reports,
     tariffs,
+    tenant_links,
     users,
 )
 
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router, property.router, accounts.router, meters.router, tariffs.router,
     payments.router, control.router, monitor.router, batches.router, finance.router,
     reports.router, users.router, audit_log.router, notifications.router, devices.router,
+    tenant_links.router,
 )
