@@ -33,6 +33,9 @@ from services.tenant import links, orders
 from services.tenant.view import tenant_view
 
 log = logging.getLogger("meterflow.tenant")
+# httpx logs every request's URL at INFO; WeChat's OAuth token exchange carries the app
+# secret in its query string, so those URLs must never reach the logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["yuan"] = yuan_text
@@ -61,7 +64,7 @@ def _refused_link(request: Request) -> Response:
                         f"</p>", 404, headers=PRIVATE)
 
 
-def _channels(request: Request, gateways: dict[str, Gateway], openid: str) -> list[str]:
+def _channels(request: Request, gateways: dict[str, Gateway]) -> list[str]:
     """Gateways offered: inside WeChat only WeChat (JSAPI once signed in), inside Alipay
     only Alipay, elsewhere both."""
     agent = request.headers.get("user-agent", "")
@@ -87,7 +90,7 @@ def page(token: str, request: Request) -> Response:
     lang = _lang(request)
     presets = [p.strip() for p in settings.tenant_presets_yuan.split(",") if p.strip()]
     context = {"view": view, "t": texts(lang), "lang": lang, "token": token,
-               "presets": presets, "gateways": _channels(request, _gateways(request), ""),
+               "presets": presets, "gateways": _channels(request, _gateways(request)),
                "pending": request.query_params.get("order", ""), "bound": bound,
                "signin": bool(settings.wechat_app_secret and settings.wechat_appid),
                "other_lang": "zh" if lang == "en" else "en"}

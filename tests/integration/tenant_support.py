@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +31,9 @@ FLAT = ("id: {id}\ncommodity: electricity\nunit: kWh\ncurrency: CNY\n"
 class Tenant:
     """The stand-ins, the API's URL and the settings a child process needs to pay."""
 
-    def __init__(self, standins: Standins, url: str, env: dict[str, str], dsn: str) -> None:
+    def __init__(self, standins: Standins, url: str, env: dict[str, str], dsn: str,
+                 api_log: Path) -> None:
+        self.api_log = api_log
         self.standins = standins
         self.url = url
         self.env = env
@@ -78,7 +81,7 @@ def tenant(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     log = folder / "api.log"
     proc = start_api(stack, log, TENANT_API_PORT, **settings)
     try:
-        yield Tenant(standins, url, env, stack.dsn)
+        yield Tenant(standins, url, env, stack.dsn, log)
     finally:
         terminate(proc.pid, grace_s=20)
         proc.wait()

@@ -232,3 +232,43 @@ def test_staff_create_list_and_revoke_links_through_the_api(
         "SELECT action FROM audit_log WHERE target IN (%s, %s) ORDER BY at",
         (f"account:{account}", f"tenant_link:{link['link_id']}")).fetchall()]
     assert actions == ["tenant_link.create", "tenant_link.revoke"]
+
+
+def test_wechat_sign_in_binds_the_openid_and_wechat_pays_by_jsapi(
+        stack: Settings, db: psycopg.Connection, tenant: Tenant) -> None:
+    from connectors.gateways import wechat_protocol
+
+    account = new_account(db)
+    customer = f"C-{account}"
+    db.execute("INSERT INTO customers (customer_id, name) VALUES (%s, 'Li')", (customer,))
+    db.execute("UPDATE accounts SET customer_id = %s WHERE account_id = %s", (customer, account))
+    token = link_for(db, account)
+    in_wechat = {"User-Agent": "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 MicroMessenger/8.0.50"}
+    with tenant.http() as c:
+        page = c.get(f"/t/{token}", headers=in_wechat).text
+        assert f"/t/{token}/wechat" in page and "支付宝" not in page  # WeChat only, in WeChat
+        back = c.get(f"/t/{token}/wechat", headers=in_wechat, follow_redirects=True)
+        assert back.status_code == 200 and back.url.path == f"/t/{token}"
+        assert "已绑定微信" in back.text
+    [(openid, bound_account)] = db.execute(
+        "SELECT openid, account_id FROM tenant_openids WHERE appid = %s AND account_id = %s",
+        (tenant.standins.wechat.keys.appid, account)).fetchall()
+    assert bound_account == account and openid.startswith("o")
+    assert db.execute("SELECT wechat_openid FROM customers WHERE customer_id = %s",
+                      (customer,)).fetchone() == (openid,)
+    with tenant.http() as c:
+        answer = c.post(f"/t/{token}/orders", data={"amount": "20", "gateway": "wechat"},
+                        headers=in_wechat)
+    assert answer.status_code == 200 and "getBrandWCPayRequest" in answer.text
+    params = json.loads(answer.text.split('type="application/json">', 1)[1].split("</script>")[0])
+    keys = tenant.standins.wechat.keys
+    assert params["appId"] == keys.appid and params["package"].startswith("prepay_id=")
+    assert wechat_protocol.verifies(keys.merchant_key.public_key(), params["paySign"],
+                                    params["appId"], params["timeStamp"], params["nonceStr"],
+                                    params["package"])
+    [(order_no, channel, payer)] = db.execute(
+        "SELECT order_no, channel, payer_openid FROM payment_orders WHERE account_id = %s",
+        (account,)).fetchall()
+    assert (channel, payer) == ("jsapi", openid)
+    assert tenant.standins.wechat.keys.app_secret not in tenant.api_log.read_text()
+    assert tenant.standins.wechat.orders[order_no].payer == openid
