@@ -42,6 +42,7 @@ def _register() -> None:
     from meterflow.subcommands.reconcile import reconcile_command
     from meterflow.subcommands.relay import relay
     from meterflow.subcommands.stack import stack_app
+    from meterflow.subcommands.tenant import pay_app, tenant_app
     from meterflow.subcommands.topics import topics_app
     from meterflow.subcommands.worker import worker
 
@@ -49,7 +50,8 @@ def _register() -> None:
               "poll": poll_app, "connect": connect_app, "simulate": simulate_app,
               "user": user_app, "token": token_app, "ops": ops_app,
               "notify": notify_app, "topics": topics_app, "dashboards": dashboards_app,
-              "broker": broker_app, "device": device_app, "billing": billing_app}
+              "broker": broker_app, "device": device_app, "billing": billing_app,
+              "tenant": tenant_app, "pay": pay_app}
     for name, group in groups.items():
         app.add_typer(group, name=name)
     commands: dict[str, Callable[..., Any]] = {

@@ -147,6 +147,47 @@ class Settings(BaseSettings):
         None, description="Mark the session cookie Secure; unset: when the API serves HTTPS "
         "(api_tls_cert_file) or a trusted proxy says the request came over HTTPS")
 
+    # Tenant self-service and online payment (meterflow/tenant/, docs/tenant.md). A
+    # gateway is on when its merchant id (WeChat) or app id (Alipay) is set; keys are read
+    # from files kept outside the repository.
+    tenant_base_url: str = Field(
+        "http://127.0.0.1:8080", description="Public URL of MeterFlow as tenants and the "
+        "gateways reach it: links, return pages and notification URLs start with it")
+    tenant_link_ttl_days: int = Field(365, ge=1, le=3650, description="Default lifetime of "
+                                      "a tenant access link")
+    tenant_presets_yuan: str = Field("20,50,100,200", description="Top-up amounts offered "
+                                     "on the tenant page (yuan, comma list)")
+    order_query_after_s: float = Field(
+        120.0, ge=1, description="An order with no notification is asked of its gateway "
+        "after this (then with a doubling wait)")
+    order_expire_s: float = Field(1800.0, ge=60, description="An unpaid order is closed at "
+                                  "the gateway after this")
+    settle_period_s: float = Field(10.0, gt=0, description="Round period of `meterflow pay "
+                                   "settle`")
+    wechat_mchid: str = Field("", description="WeChat Pay merchant id; empty: WeChat Pay off")
+    wechat_appid: str = Field("", description="Official account app id the merchant pays with")
+    wechat_app_secret: SecretStr | None = Field(
+        None, description="Official account secret, for OAuth sign-in (empty: no sign-in)")
+    wechat_cert_serial_no: str = Field("", description="Serial of the merchant API certificate")
+    wechat_private_key_file: Path | None = Field(None, description="Merchant API private key "
+                                                 "(apiclient_key.pem)")
+    wechat_apiv3_key_file: Path | None = Field(None, description="File holding the APIv3 key")
+    wechat_platform_public_key_file: Path | None = Field(
+        None, description="WeChat Pay platform public key (pub_key.pem)")
+    wechat_platform_public_key_id: str = Field("", description="Its id, PUB_KEY_ID_...")
+    wechat_platform_cert_dir: Path | None = Field(
+        None, description="Folder of platform certificates (*.pem), the older way to verify")
+    wechat_api_url: str = Field("https://api.mch.weixin.qq.com", description="WeChat Pay API")
+    wechat_oauth_url: str = Field("https://open.weixin.qq.com", description="OAuth authorize")
+    wechat_sns_url: str = Field("https://api.weixin.qq.com", description="OAuth token API")
+    alipay_app_id: str = Field("", description="Alipay application id; empty: Alipay off")
+    alipay_seller_id: str = Field("", description="The merchant's Alipay user id (2088...)")
+    alipay_private_key_file: Path | None = Field(None, description="Application private key")
+    alipay_public_key_file: Path | None = Field(None, description="Alipay's public key (not "
+                                                "the application's)")
+    alipay_gateway_url: str = Field("https://openapi.alipay.com/gateway.do",
+                                    description="Alipay open platform gateway")
+
     # Notifier (connectors/notify): gateways, delivery policy and texts; docs/contracts.md
     notify_config: Path | None = Field(None, description="Notifier configuration YAML")
 

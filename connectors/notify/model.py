@@ -18,7 +18,8 @@ from contracts.topics import ALARMS, METER_EVENTS
 
 ALARM_KINDS = ("low_balance", "disconnect", "reconnect", "disconnect_deferred",
                "disconnect_cancelled", "refused", "command_retry", "command_abandoned",
-               "notification_failed", "bill_issued", "bill_overdue")
+               "notification_failed", "bill_issued", "bill_overdue",
+               "payment_mismatch")
 METER_KINDS = ("offline", "online", "unrated", "meter_stopped")
 EVENT_KINDS = ALARM_KINDS + METER_KINDS
 #: The notifier's own alarm: a notification that could not be delivered.

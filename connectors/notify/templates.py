@@ -47,7 +47,8 @@ KIND_NAMES: dict[str, dict[str, str]] = {
            "refused": "操作被拒绝", "notification_failed": "通知发送失败",
            "command_retry": "控制命令重发", "command_abandoned": "控制命令未执行",
            "offline": "表计离线", "online": "表计恢复在线", "unrated": "用量未计费",
-           "meter_stopped": "表计故障", "bill_issued": "账单已出", "bill_overdue": "账单逾期"},
+           "meter_stopped": "表计故障", "bill_issued": "账单已出", "bill_overdue": "账单逾期",
+           "payment_mismatch": "支付对账差异"},
     "en": {"low_balance": "Low balance", "disconnect": "Supply cut", "reconnect":
            "Supply restored", "disconnect_deferred": "Cut-off deferred",
            "disconnect_cancelled": "Cut-off cancelled", "refused": "Payment refused",
@@ -56,7 +57,7 @@ KIND_NAMES: dict[str, dict[str, str]] = {
            "notification_failed": "Notification failed", "offline": "Meter offline",
            "online": "Meter back online", "unrated": "Usage not billed",
            "meter_stopped": "Meter fault", "bill_issued": "Bill issued",
-           "bill_overdue": "Bill overdue"},
+           "bill_overdue": "Bill overdue", "payment_mismatch": "Payment reconciliation"},
 }
 
 BUILT_IN: dict[str, dict[str, Text]] = {
@@ -93,6 +94,9 @@ BUILT_IN: dict[str, dict[str, Text]] = {
         "notification_failed": Text(
             "【通知发送失败】账户 {account} 的一条通知未能送达",
             "一条通知未能送达：{detail}。账户 {account}{place}，时间：{time}"),
+        "payment_mismatch": Text(
+            "【支付对账差异】账户 {account} 的在线支付与支付平台账单不一致",
+            "在线支付对账发现差异，请核对：{detail}。账户 {account}{place}，时间：{time}"),
         "offline": Text(
             "【表计离线】表计 {meter} 离线",
             "表计 {meter}{place} 自 {time} 起未上报数据，已离线。{detail}"),
@@ -153,6 +157,10 @@ BUILT_IN: dict[str, dict[str, Text]] = {
             "A notification for account {account} could not be delivered",
             "A notification could not be delivered: {detail}. Account {account}{place}, "
             "time: {time}"),
+        "payment_mismatch": Text(
+            "Online payments of account {account} differ from the gateway's bill",
+            "The daily check against the payment gateway's bill found a difference, please "
+            "look into it: {detail}. Account {account}{place}, time: {time}"),
         "offline": Text(
             "Meter {meter} is offline",
             "Meter {meter}{place} has sent no reading since {time} and is offline. {detail}"),

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 
 from meterflow import console
 from meterflow.api import errors
@@ -27,6 +28,8 @@ from meterflow.api.sessions import SessionPolicy
 from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
 from services.property.scheduler import Scheduler, SchedulerConfig
+from meterflow.tenant import router as tenant
+from meterflow.tenant.gateways import configured_gateways
 
 log = logging.getLogger("meterflow.api")
 PREFIX = "/api/v1"
@@ -94,4 +97,8 @@ def create_app(settings: Settings, *, run_batches: bool = True) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
     console.install(app, settings)
+    # The tenants' pages and the gateways' notifications (docs/tenant.md), apart from /api.
+    app.state.gateways = configured_gateways(settings)
+    app.mount("/t/static", StaticFiles(directory=tenant.HERE / "static"), name="tenant-static")
+    app.include_router(tenant.router)
     return app

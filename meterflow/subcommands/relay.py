@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-from types import FrameType
 
 import psycopg
 import typer
 
 from meterflow.subcommands import settings_of
 from runtime.health import serve_health
+from runtime.stopping import stop_on_signals
 from services.outbox import Relay, RelayConfig, drain, kafka_producer, relay_probe, status
 
 
@@ -55,13 +54,7 @@ def relay(
         return
     runner = Relay(settings.dsn, lambda: kafka_producer(settings.bootstrap_servers,
                                                        config.ack_timeout_s), config)
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("meterflow.relay").info("signal %d: stopping", signum)
-        runner.stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop_on_signals(runner.stop, "relay")
     health = serve_health(settings.health_port, "relay", relay_probe(runner, settings.dsn),
                           host=settings.health_host)
     try:

@@ -131,3 +131,22 @@ def pending_payments(conn: psycopg.Connection, account_id: str) -> int:
         "SELECT count(*) FROM outbox WHERE topic = %s AND key = %s AND published_at IS NULL",
         (PAYMENTS, account_id)).fetchone()
     return int(row[0]) if row else 0
+
+
+def available_fen(conn: psycopg.Connection, account_id: str) -> int:
+    """What a refund may take: the landed balance less refunds not yet in the ledger.
+
+    Top-ups not yet applied do not count (they may still be refused or pending), so this
+    errs on the safe side. It is a check at the door, not a guarantee: a charge can land
+    between this check and the wallet applying the refund. The wallet is the authority and
+    refuses a refund above the balance it holds (``insufficient_balance``, an alarm of kind
+    ``refused``), so money is never paid out twice, only the operator learns it later.
+    """
+    row = conn.execute("""
+        SELECT coalesce((SELECT balance_fen FROM balances WHERE account_id = %(a)s), 0)
+             - coalesce((SELECT sum(p.amount_fen) FROM payments p
+                         WHERE p.account_id = %(a)s AND p.kind = 'refund'
+                           AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.account_id = %(a)s
+                                           AND l.ref = p.idempotency_key)), 0)""",
+                       {"a": account_id}).fetchone()
+    return int(row[0]) if row else 0

@@ -516,3 +516,18 @@ def test_the_notifier_configuration_loads_with_the_notifiers_own_reader(
     config = load_config(path)
     assert config.channels.email is not None and config.channels.email.port == 587
     assert set(config.channels.webhook) == {"ops"}
+
+
+def test_payments_run_the_settle_service_with_the_merchant_keys(render: Render) -> None:
+    found = deployments(render(HA))
+    settle = found["settle"]
+    assert settle["spec"]["replicas"] == 2
+    [container] = pod_spec(settle)["containers"]
+    assert container["args"] == ["pay", "settle"]
+    for pod in (pod_spec(settle), pod_spec(found["api"])):
+        [keys] = [v for v in pod["volumes"] if v["name"] == "pay-keys"]
+        assert keys["secret"] == {"secretName": "meterflow-pay-keys", "defaultMode": 256}
+        [mount] = [m for c in pod["containers"] for m in c["volumeMounts"]
+                   if m["name"] == "pay-keys"]
+        assert mount == {"name": "pay-keys", "mountPath": "/etc/meterflow/pay", "readOnly": True}
+    assert "settle" not in deployments(render(BUNDLED))

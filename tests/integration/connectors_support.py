@@ -19,8 +19,8 @@ from connectors.dispatch.mqtt_link import MqttLink
 from connectors.dispatch.policy import RetryPolicy
 from connectors.mqtt.client import Broker
 from connectors.publisher import KafkaOut
-from connectors.registry import Registry, upsert_db
-from connectors.simulator.fleet import Fleet
+from connectors.registry import Registry, load_db, upsert_db
+from connectors.simulator.fleet import Fleet, FleetThread
 from meterflow.broker.platform import Role, broker_for, device_broker
 from meterflow.broker.sync import wait_applied
 from meterflow.settings import Settings
@@ -131,3 +131,20 @@ class DispatcherThread:
         self.feed.stop()
         self.link.stop()
         self.out.close(timeout=10)
+
+
+def fleet_and_dispatcher(settings: Settings, db: psycopg.Connection, spec: dict[str, Any],
+                         prefix: str, policy: RetryPolicy, mqtt_interval: float
+                         ) -> tuple[FleetThread, DispatcherThread]:
+    """A running simulated fleet (MQTT meters behind their gateway, every meter in the
+    meters table) and a dispatcher reading the registry from the database."""
+    fleet = FleetThread(provisioned_fleet(settings, db, spec, f"{prefix}gateway",
+                                          mqtt_interval=mqtt_interval)).start()
+    assert fleet.fleet.gateway is not None and fleet.fleet.gateway.connected.wait(15)
+    upsert_db(db, fleet.fleet.entries())
+
+    def registry() -> Registry:
+        with psycopg.connect(settings.dsn) as conn:
+            return load_db(conn)
+
+    return fleet, DispatcherThread(settings, registry, policy, f"{prefix}dispatcher").start()

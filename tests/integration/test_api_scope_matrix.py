@@ -158,6 +158,13 @@ ROUTES: dict[str, Route] = {
         "POST", "/topups", json={"account_id": s.account, "amount": "1.00"}, headers=key())),
     "POST /refunds": R("refund", lambda s, w, a: Case(
         "POST", "/refunds", json={"account_id": s.account, "amount": "0.01"}, headers=key())),
+    "POST /accounts/{account_id}/tenant-links": R("accounts.write", lambda s, w, a: Case(
+        "POST", f"/accounts/{s.account}/tenant-links", json={"days": 1})),
+    "GET /accounts/{account_id}/tenant-links": R("read", lambda s, w, a: Case(
+        "GET", f"/accounts/{s.account}/tenant-links")),
+    "POST /accounts/{account_id}/tenant-links/{link_id}/revoke": R(
+        "accounts.write", lambda s, w, a: Case(
+            "POST", f"/accounts/{s.account}/tenant-links/L0000000000000000/revoke")),
     "GET /payments/{payment_id}": R("read", lambda s, w, a: Case(
         "GET", f"/payments/{s.payment}")),
     "GET /payments": R("read", listing("/payments", "account_id", "account")),

@@ -408,3 +408,13 @@ spec:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The merchant's key files (payments.keysSecret) mounted read-only at /etc/meterflow/pay
+in a component's pod: sets "mounts" and "volumes" of the deployment's dict. */}}
+{{- define "meterflow.payKeys" -}}
+{{- $p := .root.Values.payments }}
+{{- if and $p.enabled $p.keysSecret }}
+{{- $_ := set .target "mounts" (list (dict "name" "pay-keys" "mountPath" "/etc/meterflow/pay" "readOnly" true)) }}
+{{- $_ := set .target "volumes" (list (dict "name" "pay-keys" "secret" (dict "secretName" $p.keysSecret "defaultMode" 256))) }}
+{{- end }}
+{{- end }}

@@ -24,6 +24,7 @@ from meterflow.api.routers import (
     reports,
     tariff_tools,
     tariffs,
+    tenant_links,
     users,
 )
 
@@ -34,4 +35,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router, users.router, audit_log.router, notifications.router, devices.router,
     charges.router, bills.router,
     activity.router, drafts.router,
+    tenant_links.router,
 )

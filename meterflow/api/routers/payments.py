@@ -22,7 +22,7 @@ from meterflow.api.places import check
 from meterflow.api.routers.common import Limit, Model, Offset, QueryId, one, out, rows, yuan
 from meterflow.api.scope import in_scope_sql
 from meterflow.api.types import KEY_RE, Fen, Id, Note
-from services.payments.store import PaymentResult, record_payment
+from services.payments.store import PaymentResult, available_fen, record_payment
 
 router = APIRouter(tags=["payments"])
 Key = Annotated[str, Header(alias="Idempotency-Key", pattern=KEY_RE,
@@ -34,25 +34,6 @@ class PaymentIn(Model):
     account_id: Id
     amount: Fen
     note: Note = ""
-
-
-def available_fen(conn: psycopg.Connection, account_id: str) -> int:
-    """What a refund may take: the landed balance less refunds not yet in the ledger.
-
-    Top-ups not yet applied do not count (they may still be refused or pending), so this
-    errs on the safe side. It is a check at the door, not a guarantee: a charge can land
-    between this check and the wallet applying the refund. The wallet is the authority and
-    refuses a refund above the balance it holds (``insufficient_balance``, an alarm of kind
-    ``refused``), so money is never paid out twice, only the operator learns it later.
-    """
-    row = conn.execute("""
-        SELECT coalesce((SELECT balance_fen FROM balances WHERE account_id = %(a)s), 0)
-             - coalesce((SELECT sum(p.amount_fen) FROM payments p
-                         WHERE p.account_id = %(a)s AND p.kind = 'refund'
-                           AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.account_id = %(a)s
-                                           AND l.ref = p.idempotency_key)), 0)""",
-                       {"a": account_id}).fetchone()
-    return int(row[0]) if row else 0
 
 
 def pay(ctx: Ctx, kind: str, account_id: str, amount_fen: int, key: str,
