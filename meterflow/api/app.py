@@ -27,9 +27,9 @@ from meterflow.api.runner import Runner
 from meterflow.api.sessions import SessionPolicy
 from meterflow.api.throttle import ThrottlePolicy
 from meterflow.settings import Settings
-from services.property.scheduler import Scheduler, SchedulerConfig
 from meterflow.tenant import router as tenant
 from meterflow.tenant.gateways import configured_gateways
+from services.property.scheduler import Scheduler, SchedulerConfig
 
 log = logging.getLogger("meterflow.api")
 PREFIX = "/api/v1"
