@@ -21,6 +21,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "entries": {"zh": "最近充值与扣费", "en": "Recent top-ups and charges"},
     "bills": {"zh": "待缴账单", "en": "Open bills"},
     "no_bills": {"zh": "没有待缴账单", "en": "No open bills"},
+    "due": {"zh": "缴费截止", "en": "due"},
+    "bill_overdue": {"zh": "已逾期", "en": "overdue"},
     "topup": {"zh": "充值", "en": "Top up"},
     "other": {"zh": "其他金额", "en": "Other amount"},
     "pay_wechat": {"zh": "微信支付", "en": "WeChat Pay"},

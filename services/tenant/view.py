@@ -1,14 +1,12 @@
 """What a tenant's page shows of their account (docs/tenant.md, the page): balance, alarm
 level, supply state, today's and this month's usage and money by band (the site's report
-day), recent ledger entries, their orders, and open bills when the installation keeps
-postpaid bills (a ``bills`` table; docs/tenant.md names the columns read)."""
+day), recent ledger entries, their orders, and the postpaid bills still open."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import psycopg
 
@@ -44,7 +42,7 @@ class TenantView:
     usage_month: list[Usage]
     entries: list[Entry]
     orders: list[tuple[str, str, int, str, datetime]]
-    bills: list[dict[str, Any]] | None = field(default=None)
+    bills: list[OwedBill] = field(default_factory=list)
 
 
 USAGE = """
@@ -60,14 +58,33 @@ def _usage(conn: psycopg.Connection, account_id: str, first: date, last: date) -
             for c, b, u, a in conn.execute(USAGE, (account_id, first, last)).fetchall()]
 
 
-def open_bills(conn: psycopg.Connection, account_id: str) -> list[dict[str, Any]] | None:
-    """Open bills when a ``bills`` table exists (None when it does not): rows as dicts."""
-    if conn.execute("SELECT to_regclass('bills')").fetchone() in (None, (None,)):
-        return None
-    rows = conn.execute("SELECT to_jsonb(b) FROM bills b WHERE b.account_id = %s",
-                        (account_id,)).fetchall()
-    bills = [row[0] for row in rows]
-    return [b for b in bills if str(b.get("status", "open")) in ("open", "issued", "overdue")]
+@dataclass(frozen=True, slots=True)
+class OwedBill:
+    """A postpaid bill the tenant still owes on (view ``bill_arrears``, docs/tariffs.md)."""
+
+    bill_id: str
+    period_start: date
+    period_end: date
+    due_date: date
+    state: str
+    outstanding_fen: int
+
+    @property
+    def overdue(self) -> bool:
+        return self.state == "overdue"
+
+    @property
+    def last_day(self) -> date:
+        """The period's last day (``period_end`` is the day after it)."""
+        return date.fromordinal(self.period_end.toordinal() - 1)
+
+
+def open_bills(conn: psycopg.Connection, account_id: str) -> list[OwedBill]:
+    """Issued bills not yet paid in full, oldest first (``period_end`` is exclusive)."""
+    return [OwedBill(*row) for row in conn.execute(
+        "SELECT bill_id, period_start, period_end, due_date, state, outstanding_fen "
+        "FROM bill_arrears WHERE account_id = %s ORDER BY period_start, bill_id",
+        (account_id,)).fetchall()]
 
 
 def tenant_view(conn: psycopg.Connection, account_id: str) -> TenantView:

@@ -272,3 +272,37 @@ def test_wechat_sign_in_binds_the_openid_and_wechat_pays_by_jsapi(
     assert (channel, payer) == ("jsapi", openid)
     assert tenant.standins.wechat.keys.app_secret not in tenant.api_log.read_text()
     assert tenant.standins.wechat.orders[order_no].payer == openid
+
+
+def test_the_page_lists_the_bills_still_owed_and_nothing_else(
+        stack: Settings, db: psycopg.Connection, tenant: Tenant) -> None:
+    account = new_account(db)
+    db.execute("UPDATE accounts SET billing_mode = 'postpaid' WHERE account_id = %s", (account,))
+    bills = [  # (id suffix, period start, period end, state, charges fen, paid fen)
+        ("aug", "2026-08-01", "2026-09-01", "paid", 12000, 12000),
+        ("sep", "2026-09-01", "2026-10-01", "overdue", 23456, 10000),
+        ("oct", "2026-10-01", "2026-11-01", "void", 5000, 0),
+        ("nov", "2026-11-01", "2026-12-01", "issued", 34500, 0),
+        ("dec", "2026-12-01", "2027-01-01", "draft", 9900, 0),
+    ]
+    for suffix, start, end, state, charges, paid in bills:
+        db.execute(
+            "INSERT INTO bills (bill_id, account_id, period_start, period_end, zone, due_date, "
+            "state, opening_fen, charges_fen, payments_fen, closing_fen, paid_fen, void_reason) "
+            "VALUES (%s, %s, %s, %s, 'Asia/Shanghai', %s::date + 14, %s, 0, %s, 0, -%s, %s, %s)",
+            (f"{account}-{suffix}", account, start, end, end, state, charges, charges, paid,
+             "entered twice" if state == "void" else ""))
+    token = link_for(db, account)
+    with tenant.http() as c:
+        zh = c.get(f"/t/{token}").text
+        en = c.get(f"/t/{token}", params={"lang": "en"}).text
+    owed = zh[zh.index('id="bills"'):]
+    owed = owed[:owed.index("</section>")]
+    assert f'data-bill="{account}-sep"' in owed and f'data-bill="{account}-nov"' in owed
+    for settled in ("aug", "oct", "dec"):
+        assert f'data-bill="{account}-{settled}"' not in owed, settled
+    # Oldest first; what is still owed (134.56 of 234.56), the last day, the due date.
+    assert owed.index(f"{account}-sep") < owed.index(f"{account}-nov")
+    assert "2026-09-01 – 2026-09-30 · ¥134.56 · 缴费截止 2026-10-15 · <strong>已逾期" in owed
+    assert "2026-11-01 – 2026-11-30 · ¥345.00 · 缴费截止 2026-12-15</li>" in owed
+    assert "· due 2026-10-15 · <strong>overdue</strong>" in en
