@@ -14,8 +14,7 @@ import psycopg
 import typer
 
 from meterflow.subcommands import settings_of
-from runtime.health import serve_health
-from runtime.stopping import stop_on_signals
+from runtime.stopping import serve_until_stopped
 from services.outbox import Relay, RelayConfig, drain, kafka_producer, relay_probe, status
 
 
@@ -54,12 +53,6 @@ def relay(
         return
     runner = Relay(settings.dsn, lambda: kafka_producer(settings.bootstrap_servers,
                                                        config.ack_timeout_s), config)
-    stop_on_signals(runner.stop, "relay")
-    health = serve_health(settings.health_port, "relay", relay_probe(runner, settings.dsn),
-                          host=settings.health_host)
-    try:
-        runner.run()
-    finally:
-        if health is not None:
-            health.shutdown()
+    serve_until_stopped("relay", runner.run, runner.stop, relay_probe(runner, settings.dsn),
+                        settings.health_port, settings.health_host)
     typer.echo(f"relay stopped; published {runner.published} outbox row(s)")

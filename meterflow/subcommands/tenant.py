@@ -15,8 +15,7 @@ import typer
 from connectors.gateways.clients import Gateway
 from meterflow.settings import Settings
 from meterflow.subcommands import settings_of
-from runtime.health import serve_health
-from runtime.stopping import stop_on_signals
+from runtime.stopping import serve_until_stopped
 
 tenant_app = typer.Typer(help="Tenant access links (the tenant page under /t)",
                          no_args_is_help=True)
@@ -122,14 +121,8 @@ def settle(ctx: typer.Context, once: bool = typer.Option(False, "--once",
             typer.echo(json.dumps(settle_round(conn, gateways, config)))
         return
     runner = Settler(lambda: psycopg.connect(settings.dsn, autocommit=True), gateways, config)
-    stop_on_signals(runner.stop, "settle")
-    health = serve_health(settings.health_port, "settle", runner.probe,
-                          host=settings.health_host)
-    try:
-        runner.run()
-    finally:
-        if health is not None:
-            health.shutdown()
+    serve_until_stopped("settle", runner.run, runner.stop, runner.probe,
+                        settings.health_port, settings.health_host)
 
 
 @pay_app.command("refund")

@@ -117,6 +117,10 @@ def start_order(token: str, request: Request, amount: str = Form(...),
                 "SELECT openid FROM tenant_openids WHERE link_id = %s AND appid = %s LIMIT 1",
                 (link.link_id, gw.app_id)).fetchone()
             in_wechat = "MicroMessenger" in request.headers.get("user-agent", "")
+            if in_wechat and gateway == "wechat" and openid_row is None \
+                    and settings.wechat_app_secret:
+                # H5 payment does not open inside WeChat: sign in first, then JSAPI.
+                return RedirectResponse(f"/t/{quote(token)}/wechat", 303, headers=PRIVATE)
             channel = ("jsapi" if in_wechat and openid_row else "h5") \
                 if gateway == "wechat" else "wap"
             order = orders.create_order(

@@ -305,9 +305,14 @@ def tariff_id(api: ApiSession) -> str:
     return tid
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (tests/integration/browser_support.py), one per session."""
+    """Headless Chromium (tests/integration/browser_support.py), one per test module.
+
+    Not one per session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and every later test that calls ``asyncio.run`` (the Modbus
+    command line, the pollers) would fail with "cannot be called from a running event
+    loop"."""
     from tests.integration.browser_support import headless_chromium
 
     with headless_chromium() as launched:

@@ -247,6 +247,10 @@ def test_wechat_sign_in_binds_the_openid_and_wechat_pays_by_jsapi(
     with tenant.http() as c:
         page = c.get(f"/t/{token}", headers=in_wechat).text
         assert f"/t/{token}/wechat" in page and "支付宝" not in page  # WeChat only, in WeChat
+        # Paying inside WeChat before signing in leads to the sign-in (H5 does not open there).
+        first = c.post(f"/t/{token}/orders", data={"amount": "20", "gateway": "wechat"},
+                       headers=in_wechat)
+        assert first.status_code == 303 and first.headers["location"] == f"/t/{token}/wechat"
         back = c.get(f"/t/{token}/wechat", headers=in_wechat, follow_redirects=True)
         assert back.status_code == 200 and back.url.path == f"/t/{token}"
         assert "已绑定微信" in back.text

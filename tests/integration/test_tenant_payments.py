@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from connectors.gateways.standin_keys import new_key
 from meterflow.settings import Settings
 from meterflow.stack.process import terminate
 
-from .conftest import REPO, env_of, wait_for
+from .conftest import PORT_BASE, REPO, env_of, wait_for
 from .tenant_support import (
     SETTLE_HEALTH_PORTS,
     Tenant,
@@ -278,3 +279,30 @@ def test_a_refund_round_trip_and_the_bill_check(
                                 (account, f"%{lost}%")).fetchone(), 60,
              "the payment_mismatch alarm")
     assert balance(db, account)[0] == 3000  # type: ignore[index]
+
+
+def test_the_standin_command_serves_both_gateways_with_keys_written_for_meterflow(
+        stack: Settings, tmp_path: Any) -> None:
+    port = PORT_BASE + 155
+    env_file = tmp_path / "standin.env"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterflow.cli", "pay", "standin", "--port", str(port),
+         "--keys-dir", str(tmp_path / "keys"), "--env-file", str(env_file)],
+        cwd=REPO, env=env_of(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        wait_for(env_file.exists, 30, "the stand-ins' settings")
+        settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        assert settings["METERFLOW_WECHAT_API_URL"] == f"http://127.0.0.1:{port}"
+        key_file = Path(settings["METERFLOW_WECHAT_PRIVATE_KEY_FILE"])
+        assert "PRIVATE KEY" in key_file.read_text() and key_file.stat().st_mode & 0o077 == 0
+        # A request MeterFlow did not sign is refused, as the real gateway refuses it.
+        unsigned = httpx.get(f"http://127.0.0.1:{port}/v3/certificates", timeout=10)
+        assert unsigned.status_code == 401 and unsigned.json()["code"] == "SIGN_ERROR"
+        answer = httpx.get(f"{settings['METERFLOW_ALIPAY_GATEWAY_URL']}?app_id="
+                           f"{settings['METERFLOW_ALIPAY_APP_ID']}&method=alipay.trade.query"
+                           "&sign_type=RSA2&sign=AAAA&biz_content=%7B%7D", timeout=10).json()
+        assert answer["alipay_trade_query_response"]["sub_code"] == "isv.invalid-signature"
+    finally:
+        terminate(proc.pid, grace_s=5)
+        proc.wait()
