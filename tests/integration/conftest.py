@@ -305,9 +305,14 @@ def tariff_id(api: ApiSession) -> str:
     return tid
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (tests/integration/browser_support.py), one per session."""
+    """Headless Chromium (tests/integration/browser_support.py), one per test module.
+
+    Playwright's sync API runs an event loop in the test process's main thread while it is
+    open; kept for the whole session it made every later ``asyncio.run`` in the process
+    (the Modbus poller and its simulators) fail with "cannot be called from a running
+    event loop". Closed after each module, the loop is gone before the next one."""
     from tests.integration.browser_support import headless_chromium
 
     with headless_chromium() as launched:
