@@ -309,10 +309,10 @@ def tariff_id(api: ApiSession) -> str:
 def browser() -> Iterator[Any]:
     """Headless Chromium (tests/integration/browser_support.py), one per test module.
 
-    Not one per session: Playwright's sync API keeps an event loop running in the main
-    thread while it is open, and every later test that calls ``asyncio.run`` (the Modbus
-    command line, the pollers) would fail with "cannot be called from a running event
-    loop"."""
+    Playwright's sync API runs an event loop in the test process's main thread while it is
+    open; kept for the whole session it made every later ``asyncio.run`` in the process
+    (the Modbus poller and its simulators) fail with "cannot be called from a running
+    event loop". Closed after each module, the loop is gone before the next one."""
     from tests.integration.browser_support import headless_chromium
 
     with headless_chromium() as launched:
