@@ -303,9 +303,11 @@ def tariff_id(api: ApiSession) -> str:
     return tid
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (tests/integration/browser_support.py), one per session."""
+    """Headless Chromium (tests/integration/browser_support.py), one per test module:
+    Playwright's sync API keeps an asyncio loop running in the main thread while it is
+    open, so it is closed after the module that used it (later tests call asyncio.run)."""
     from tests.integration.browser_support import headless_chromium
 
     with headless_chromium() as launched:
