@@ -29,8 +29,13 @@ function drawRooms() {
   count();
 }
 
+let loading = 0; // the newest site asked for wins over slower answers for an earlier one
+
 async function loadSite() {
-  rooms = await all(`/monitor/rooms?site_id=${encodeURIComponent(form.site_id.value)}`);
+  const mine = ++loading;
+  const found = await all(`/monitor/rooms?site_id=${encodeURIComponent(form.site_id.value)}`);
+  if (mine !== loading) return;
+  rooms = found;
   options(form.building_id, [...new Map(rooms.map((r) => [r.building_id, r.building_name || r.building_id])).entries()], { blank: t("common.all") });
   loadFloors();
 }

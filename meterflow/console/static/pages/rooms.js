@@ -46,8 +46,11 @@ function draw() {
 
 async function refresh() {
   if (!site.value) return false;
+  const asked = site.value;
   try {
-    rooms = await all(`/monitor/rooms?site_id=${encodeURIComponent(site.value)}`);
+    const found = await all(`/monitor/rooms?site_id=${encodeURIComponent(asked)}`);
+    if (asked !== site.value) return false; // the site changed meanwhile: its own refresh draws
+    rooms = found;
     const names = new Map(rooms.map((r) => [r.building_id, r.building_name || r.building_id]));
     options(building, [...names.entries()].sort(), { blank: t("common.all") });
     draw();
