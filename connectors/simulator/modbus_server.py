@@ -35,10 +35,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: The simulated model's rating, 10(60) A single phase: the instantaneous registers cannot
+#: show more (a shop profile's peak load would not fit the 16-bit power register either).
+MAX_AMPS = Decimal(60)
+
+
 def meter_values(meter: SimMeter, now: datetime) -> dict[str, Decimal]:
+    """Register values at ``now``: the energy registers as consumed, the instantaneous
+    ones limited to the meter's rating (``MAX_AMPS``)."""
     total, bands = meter.registers(now)
-    power = meter.load_now(now).quantize(Decimal("0.001"))
     volts = Decimal("229.5")
+    power = min(meter.load_now(now), MAX_AMPS * volts / 1000).quantize(Decimal("0.001"))
     amps = (power * 1000 / volts).quantize(Decimal("0.01"))
     pf = Decimal("0.950") if power else Decimal("1.000")
     return {"energy_kwh": total, **bands, "voltage_v": volts, "current_a": amps,

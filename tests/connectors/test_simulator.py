@@ -114,3 +114,25 @@ def test_specs() -> None:
         parse_spec({"groups": [{"protocol": "cjt188", "count": 1, "profile": "shop"}]})
     with pytest.raises(SpecError, match="--mix"):
         mix_spec(3, "zigbee=1")
+
+
+@given(seed=st.integers(0, 10_000), hour=st.integers(0, 23))
+@settings(max_examples=60, deadline=None)
+def test_modbus_registers_fit_the_meter_whatever_the_load(seed: int, hour: int) -> None:
+    """The simulated single-phase meter shows at most its 60 A rating: a shop's peak load
+    no longer overflows the 16-bit power register, and the energy registers still count
+    everything consumed."""
+    from connectors.modbus import load_map
+    from connectors.simulator.modbus_server import MAX_AMPS, MODEL, meter_values
+
+    regmap = load_map(MODEL)
+    at = datetime(2026, 7, 15, hour, 30, tzinfo=LOCAL_TZ)
+    meter = SimMeter("M1", "modbus", "electricity", "shop", "1", seed,
+                     at - timedelta(hours=1))
+    meter.peak = Decimal(80)  # far above what one phase of 60 A carries
+    values = meter_values(meter, at)
+    assert values["current_a"] <= MAX_AMPS
+    assert values["power_kw"] <= MAX_AMPS * Decimal("229.5") / 1000
+    for name, value in values.items():
+        from connectors.modbus import encode_quantity
+        assert encode_quantity(regmap.quantity(name), value), name
