@@ -217,13 +217,34 @@ def _notified(request: Request, gateway: str, headers: dict[str, str], raw: byte
         return applied.outcome
 
 
+#: A notification is about a kilobyte; a body larger than this is refused (and its first
+#: bytes kept) before anything reads it.
+MAX_NOTIFICATION_BYTES = 64 * 1024
+
+
+def _oversized(request: Request, gateway: str, headers: dict[str, str], raw: bytes) -> str:
+    reason = f"body: more than {MAX_NOTIFICATION_BYTES} bytes"
+    log.warning("%s notification refused: %s", gateway, reason)
+    with _pool(request).connection() as conn:
+        orders.log_notification(conn, gateway, "", "refused", reason, headers, raw)
+    return f"refused: {reason}"
+
+
 async def _receive(request: Request, gateway: str) -> str | None:
     """The outcome of one notification; None when the database could not keep it (the
     gateway is then told to try again)."""
-    raw = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_NOTIFICATION_BYTES:
+            check = _oversized
+            raw = raw[:MAX_NOTIFICATION_BYTES]
+            break
+    else:
+        check = _notified
     try:
-        outcome: str = await run_in_threadpool(_notified, request, gateway, headers, raw)
+        outcome: str = await run_in_threadpool(check, request, gateway, headers, raw)
     except psycopg.Error as exc:
         log.warning("%s notification not stored: %s", gateway, exc)
         return None

@@ -143,6 +143,26 @@ def test_bad_wechat_notifications_are_refused_kept_and_never_applied(
     assert payments_of(db, order_no) == 1
 
 
+def test_an_oversized_notification_is_refused_and_its_first_bytes_kept(
+        stack: Settings, db: psycopg.Connection, tenant: Tenant) -> None:
+    from meterflow.tenant.router import MAX_NOTIFICATION_BYTES
+
+    body = b'{"id": "' + b"x" * (2 * MAX_NOTIFICATION_BYTES) + b'"}'
+    with tenant.http() as c:
+        wechat = c.post("/t/notify/wechat", content=body,
+                        headers={"Content-Type": "application/json"})
+        alipay = c.post("/t/notify/alipay", content=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert wechat.status_code == 400 and wechat.json()["code"] == "FAIL"
+    assert alipay.text == "fail"
+    kept = db.execute("SELECT gateway, reason, length(raw) FROM gateway_notifications "
+                      "WHERE outcome = 'refused' ORDER BY id DESC LIMIT 2").fetchall()
+    assert sorted(g for g, _, _ in kept) == ["alipay", "wechat"]
+    for _, reason, size in kept:
+        assert reason == f"body: more than {MAX_NOTIFICATION_BYTES} bytes"
+        assert size == MAX_NOTIFICATION_BYTES
+
+
 def test_alipay_notifications_verify_with_alipays_key_and_apply_once(
         stack: Settings, db: psycopg.Connection, tenant: Tenant) -> None:
     from connectors.gateways import alipay_protocol
